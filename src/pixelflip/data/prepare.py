@@ -1,0 +1,334 @@
+"""The ``validate`` stage's logic: raw archive in, cleaned, resized and split arrays out.
+
+``prepare_dataset`` reads the archive member by member (never extracting it), records every
+member's status in ``manifest.csv``, drops exact duplicates, resizes usable images and writes a
+stratified train/val/test split as ``.npy`` arrays that loaders memory-map.
+
+Memory stays bounded by one image at a time: resized images go straight into a memory-mapped
+staging array on disk, from which the split arrays are filled chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from pixelflip.data.archive import (
+    ArchiveMember,
+    is_image_name,
+    iter_member_bytes,
+    read_class_members,
+)
+from pixelflip.data.inspect import (
+    COLOR_MODES,
+    STATUSES,
+    USED_STATUSES,
+    inspect_image_bytes,
+    require_positive_int,
+)
+from pixelflip.io import atomic_path
+
+SPLITS = ("train", "val", "test")
+MANIFEST_COLUMNS = (
+    "path", "label", "bytes", "sha256", "format", "width", "height", "channels",
+    "status", "reason", "split",
+)  # fmt: skip
+_STRING_COLUMNS = ("path", "label", "sha256", "format", "status", "reason", "split")
+_INTEGER_COLUMNS = ("bytes", "width", "height", "channels")
+_COPY_CHUNK = 512
+
+
+@dataclass(frozen=True)
+class PreparedDataset:
+    """What ``prepare_dataset`` wrote.
+
+    Attributes:
+        out_dir: the folder holding manifest.csv, classes.json and the split arrays.
+        classes: class names; a label is an index into this list.
+        split_sizes: number of images per split, ``{"train": n, "val": n, "test": n}``.
+        status_counts: number of archive members per status (all four statuses present).
+        reason_counts: number of members per reason kind (the text before ``":"``).
+        image_shape: (height, width, channels) of every stored image.
+    """
+
+    out_dir: Path
+    classes: list[str]
+    split_sizes: dict[str, int]
+    status_counts: dict[str, int]
+    reason_counts: dict[str, int]
+    image_shape: tuple[int, int, int]
+
+
+def prepare_dataset(
+    archive_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    image_size: int,
+    color_mode: str,
+    val_fraction: float,
+    test_fraction: float,
+    min_side: int,
+    random_state: int,
+    progress: bool = True,
+) -> PreparedDataset:
+    """Inspect, clean, resize and split a raw class-folder archive.
+
+    Writes ``out_dir`` atomically (built beside it, renamed at the end) with:
+    ``manifest.csv`` (one row per archive member, columns ``MANIFEST_COLUMNS``),
+    ``classes.json`` (list of class names) and, for each split in train/val/test,
+    ``<split>_images.npy`` uint8 (N, image_size, image_size, C) with C = 1 for grayscale or 3
+    for rgb, and ``<split>_labels.npy`` int64 (N,) with values in 0..K-1.
+
+    Args:
+        archive_path: the raw zip of class folders.
+        out_dir: output folder (replaced if it exists).
+        image_size: side in pixels of the square images stored.
+        color_mode: ``"grayscale"`` or ``"rgb"``.
+        val_fraction: fraction of the usable images for validation, in (0, 1).
+        test_fraction: fraction of the usable images for test, in (0, 1); with val_fraction
+            below 1 in total.
+        min_side: images with a shorter side below this are quarantined.
+        random_state: seed of the stratified split.
+        progress: show a progress bar while inspecting.
+
+    Raises:
+        ValueError: for bad arguments, fewer than 2 classes with usable images, or a split that
+            would be empty or cannot be stratified.
+    """
+    _check_arguments(image_size, color_mode, val_fraction, test_fraction, min_side)
+    archive_path, out_dir = Path(archive_path), Path(out_dir)
+    members = read_class_members(archive_path)
+    channels = 1 if color_mode == "grayscale" else 3
+    image_shape = (image_size, image_size, channels)
+    candidates = sum(1 for member in members if member.label and is_image_name(member.path))
+
+    with atomic_path(out_dir) as temporary:
+        temporary.mkdir()
+        staging_path = temporary / "staging_images.npy"
+        staging = np.lib.format.open_memmap(
+            staging_path, mode="w+", dtype=np.uint8, shape=(max(candidates, 1), *image_shape)
+        )
+        rows, used_rows = _inspect_members(
+            archive_path, members, staging, min_side, color_mode, progress
+        )
+        manifest = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
+        classes = sorted({rows[index]["label"] for index in used_rows})
+        if len(classes) < 2:
+            raise ValueError(_too_few_classes_message(archive_path, classes, manifest))
+        class_index = {name: index for index, name in enumerate(classes)}
+        labels = np.array([class_index[rows[index]["label"]] for index in used_rows], np.int64)
+        split_positions = _stratified_split(labels, val_fraction, test_fraction, random_state)
+
+        for split, positions in split_positions.items():
+            manifest.loc[[used_rows[p] for p in positions], "split"] = split
+            _write_split(temporary, split, staging, positions, labels[positions])
+        del staging
+        staging_path.unlink()
+
+        manifest = _with_manifest_dtypes(manifest)
+        manifest.to_csv(temporary / "manifest.csv", index=False)
+        (temporary / "classes.json").write_text(json.dumps(classes, indent=2) + "\n")
+
+    summary = summarize_manifest(manifest)
+    return PreparedDataset(
+        out_dir=out_dir,
+        classes=classes,
+        split_sizes={split: len(positions) for split, positions in split_positions.items()},
+        status_counts=summary["status_counts"],
+        reason_counts=summary["reason_counts"],
+        image_shape=image_shape,
+    )
+
+
+def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a ``manifest.csv`` (or the folder holding it) with the types ``prepare_dataset`` wrote.
+
+    Class folder names stay strings (``"0"`` does not become the integer 0), missing numbers
+    are ``<NA>`` and empty reasons and splits are ``""``.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "manifest.csv"
+    manifest = pd.read_csv(path, dtype={column: "string" for column in _STRING_COLUMNS})
+    return _with_manifest_dtypes(manifest)
+
+
+def summarize_manifest(manifest: pd.DataFrame) -> dict:
+    """Counts for ``metrics/data.json``.
+
+    Returns:
+        ``{"num_files": n, "status_counts": {status: n} (all four statuses),
+        "reason_counts": {reason kind: n} (text before ":"), "class_counts": {class: usable
+        images}, "split_counts": {split: n}}``.
+    """
+    status = manifest["status"].astype("string").fillna("")
+    reasons = manifest["reason"].astype("string").fillna("")
+    splits = manifest["split"].astype("string").fillna("")
+    used = status.isin(USED_STATUSES)
+    reason_kinds = reasons[reasons != ""].str.split(":", n=1).str[0].str.strip()
+    status_counts = {name: int((status == name).sum()) for name in STATUSES}
+    return {
+        "num_files": int(len(manifest)),
+        "status_counts": status_counts,
+        "reason_counts": dict(sorted(Counter(reason_kinds.tolist()).items())),
+        "class_counts": dict(sorted(Counter(manifest.loc[used, "label"].astype(str)).items())),
+        "split_counts": {name: int((splits[used] == name).sum()) for name in SPLITS},
+    }
+
+
+def _check_arguments(
+    image_size: int, color_mode: str, val_fraction: float, test_fraction: float, min_side: int
+) -> None:
+    require_positive_int("image_size", image_size)
+    require_positive_int("min_side", min_side)
+    if color_mode not in COLOR_MODES:
+        raise ValueError(f"color_mode must be one of {list(COLOR_MODES)}, got {color_mode!r}.")
+    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0.0 < value < 1.0:
+            raise ValueError(f"{name} must be between 0 and 1 (exclusive), got {value!r}.")
+    if val_fraction + test_fraction >= 1.0:
+        raise ValueError(
+            f"val_fraction + test_fraction must be below 1 to leave training images, got "
+            f"{val_fraction} + {test_fraction}."
+        )
+
+
+def _inspect_members(
+    archive_path: Path,
+    members: list[ArchiveMember],
+    staging: np.ndarray,
+    min_side: int,
+    color_mode: str,
+    progress: bool,
+) -> tuple[list[dict], list[int]]:
+    """Inspect every member, writing usable images resized into ``staging`` in order.
+
+    Returns:
+        ``(rows, used_rows)``: one manifest row per member, and for each image stored in
+        ``staging`` (position i) the index of its row.
+    """
+    image_size = staging.shape[1]
+    rows, used_rows = [], []
+    first_path_of: dict[str, str] = {}
+    stream = iter_member_bytes(archive_path, members)
+    for member, data in tqdm(
+        stream, total=len(members), desc="inspect", unit="file", disable=not progress
+    ):
+        record, image = inspect_image_bytes(
+            data, name=member.path, min_side=min_side, color_mode=color_mode
+        )
+        row = {"path": member.path, "label": member.label, **record, "split": ""}
+        if not member.label and record["status"] != "skipped":
+            row.update(status="skipped", reason="not in a class folder")
+            image = None
+        elif record["width"] is not None:
+            # Members arrive sorted by path, so the first copy seen is the one kept.
+            if record["sha256"] in first_path_of:
+                original = first_path_of[record["sha256"]]
+                row.update(status="quarantined", reason=f"duplicate of: {original}")
+                image = None
+            else:
+                first_path_of[record["sha256"]] = member.path
+        if image is not None:
+            staging[len(used_rows)] = _resize(image, image_size)
+            used_rows.append(len(rows))
+        rows.append(row)
+    return rows, used_rows
+
+
+def _write_split(
+    folder: Path, split: str, staging: np.ndarray, positions: np.ndarray, labels: np.ndarray
+) -> None:
+    """Write ``<split>_images.npy`` from ``staging[positions]`` chunk by chunk, and the labels."""
+    images = np.lib.format.open_memmap(
+        folder / f"{split}_images.npy",
+        mode="w+",
+        dtype=np.uint8,
+        shape=(len(positions), *staging.shape[1:]),
+    )
+    for start in range(0, len(positions), _COPY_CHUNK):
+        chunk = positions[start : start + _COPY_CHUNK]
+        images[start : start + len(chunk)] = staging[chunk]
+    images.flush()
+    del images
+    np.save(folder / f"{split}_labels.npy", labels)
+
+
+def _resize(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize (H, W, C) uint8 to (size, size, C); area averaging when shrinking avoids aliasing."""
+    height, width = image.shape[:2]
+    if (height, width) == (size, size):
+        return image
+    shrinking = height >= size and width >= size
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    resized = cv2.resize(image, (size, size), interpolation=interpolation)
+    return resized.reshape(size, size, image.shape[2])
+
+
+def _stratified_split(
+    labels: np.ndarray, val_fraction: float, test_fraction: float, random_state: int
+) -> dict[str, np.ndarray]:
+    """Positions into ``labels`` for each split, each sorted (so arrays keep archive order)."""
+    count = len(labels)
+    # train_test_split rounds the held-out part up and the rest down; mirror it to name the
+    # split that would be empty before sklearn fails with a less specific message.
+    test_size = math.ceil(test_fraction * count)
+    val_share = val_fraction / (1.0 - test_fraction)
+    val_size = math.ceil(val_share * (count - test_size))
+    sizes = {"test": test_size, "val": val_size, "train": count - test_size - val_size}
+    for split, size in sizes.items():
+        if size < 1:
+            raise ValueError(
+                f"The {split} split would be empty with {count} usable images, "
+                f"val_fraction={val_fraction} and test_fraction={test_fraction}; add more images "
+                f"or use smaller fractions."
+            )
+    # sklearn pulls in scipy (seconds); import it only where the split is made.
+    from sklearn.model_selection import train_test_split
+
+    positions = np.arange(count)
+    try:
+        rest, test = train_test_split(
+            positions, test_size=test_fraction, stratify=labels, random_state=random_state
+        )
+        train, val = train_test_split(
+            rest, test_size=val_share, stratify=labels[rest], random_state=random_state
+        )
+    except ValueError as error:
+        raise ValueError(
+            f"Cannot make a stratified train/val/test split of {count} usable images in "
+            f"{len(np.unique(labels))} classes with val_fraction={val_fraction} and "
+            f"test_fraction={test_fraction} ({error}); add more images per class or change the "
+            f"fractions so every split can hold each class."
+        ) from error
+    return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+
+
+def _too_few_classes_message(archive_path: Path, classes: list[str], manifest: pd.DataFrame) -> str:
+    summary = summarize_manifest(manifest)
+    found = ", ".join(f"{name}: {summary['class_counts'][name]}" for name in classes) or "none"
+    return (
+        f"Only {len(classes)} class(es) in {archive_path} have usable images ({found}); at least "
+        f"2 are needed. Status counts: {summary['status_counts']}; reasons: "
+        f"{summary['reason_counts']}. Put images of each class in its own folder."
+    )
+
+
+def _with_manifest_dtypes(manifest: pd.DataFrame) -> pd.DataFrame:
+    manifest = manifest.copy()
+    for column in _STRING_COLUMNS:
+        if column in manifest:
+            manifest[column] = manifest[column].astype("string").fillna("")
+    for column in _INTEGER_COLUMNS:
+        if column in manifest:
+            manifest[column] = pd.to_numeric(manifest[column]).astype("Int64")
+    return manifest

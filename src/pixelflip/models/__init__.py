@@ -1,0 +1,40 @@
+"""Classifier backbones, attention modules (serializable Keras 3 layers) and training helpers.
+
+Importing this package registers the custom layers, which ``keras.saving.load_model`` needs in
+order to load a model that contains them.
+"""
+
+from pixelflip.models.attention import (
+    ATTENTION_MODULES,
+    CBAM,
+    SqueezeExcitation,
+    add_attention,
+    build_attention_layer,
+)
+from pixelflip.models.backbones import build_classifier, feature_block_names
+from pixelflip.models.training import (
+    compile_classifier,
+    count_parameters,
+    evaluate_classifier,
+    load_classifier,
+    measure_inference_ms,
+    set_global_seed,
+    train_classifier,
+)
+
+__all__ = [
+    "ATTENTION_MODULES",
+    "CBAM",
+    "SqueezeExcitation",
+    "add_attention",
+    "build_attention_layer",
+    "build_classifier",
+    "compile_classifier",
+    "count_parameters",
+    "evaluate_classifier",
+    "feature_block_names",
+    "load_classifier",
+    "measure_inference_ms",
+    "set_global_seed",
+    "train_classifier",
+]

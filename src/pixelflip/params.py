@@ -1,0 +1,270 @@
+"""Typed parameters loaded from ``params.yaml``.
+
+Every knob of the pipeline lives in ``params.yaml``, one section per stage plus ``data`` and
+``tracking``. Loading checks the whole file before any stage does work, so a typo in the last
+section stops the first stage: an unknown key, a wrong type or an out-of-range value raises
+:class:`ParamsError` with one line naming the key, the bad value and what is allowed.
+
+Each field declares its constraints in ``field(metadata=...)`` through :func:`knob`, so the
+rules sit next to the default they constrain.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ParamsError(ValueError):
+    """A parameter file that cannot be used; the message names the key and what is allowed."""
+
+
+def knob(default: Any, *, choices: tuple | None = None, minimum: float | None = None,
+         maximum: float | None = None, exclusive_minimum: bool = False,
+         exclusive_maximum: bool = False, help: str = "") -> Any:
+    """A dataclass field with the constraints that :func:`load_params` checks."""
+    metadata = {
+        "choices": choices,
+        "minimum": minimum,
+        "maximum": maximum,
+        "exclusive_minimum": exclusive_minimum,
+        "exclusive_maximum": exclusive_maximum,
+        "help": help,
+    }
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class DataParams:
+    source: str = knob("mnist", choices=("mnist", "folder"),
+                       help="where images come from")
+    path: str | None = knob(None, help="folder or zip of class folders, for source 'folder'")
+    image_size: int = knob(28, minimum=8, maximum=1024, help="side of the square model input")
+    color_mode: str = knob("grayscale", choices=("grayscale", "rgb"))
+    max_images_per_class: int | None = knob(None, minimum=2,
+                                            help="seeded subset per class; null keeps all")
+
+
+@dataclass(frozen=True)
+class ValidateParams:
+    val_fraction: float = knob(0.15, minimum=0.0, maximum=0.5, exclusive_minimum=True)
+    test_fraction: float = knob(0.15, minimum=0.0, maximum=0.5, exclusive_minimum=True)
+    min_side: int = knob(8, minimum=1, help="images with a smaller side are quarantined")
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    backbone: str = knob("simple_cnn", choices=("simple_cnn",))
+    epochs: int = knob(12, minimum=1, maximum=1000)
+    batch_size: int = knob(64, minimum=1, maximum=4096)
+    learning_rate: float = knob(1e-3, minimum=0.0, maximum=1.0, exclusive_minimum=True)
+    conv_filters: list[int] = knob([32, 64], minimum=1, maximum=1024)
+    dense_units: int = knob(128, minimum=1, maximum=8192)
+    dropout_rate: float = knob(0.3, minimum=0.0, maximum=1.0, exclusive_maximum=True)
+    early_stopping_patience: int = knob(3, minimum=0)
+    reduce_lr_factor: float = knob(0.5, minimum=0.0, maximum=1.0, exclusive_minimum=True,
+                                   exclusive_maximum=True)
+    reduce_lr_patience: int = knob(1, minimum=0)
+
+
+@dataclass(frozen=True)
+class AttentionParams:
+    modules: list[str] = knob(["se", "cbam"], choices=("se", "cbam"))
+    placement: str | None = knob(None, help="layer after which the module goes; null = last block")
+    reduction_ratio: int = knob(8, minimum=1, maximum=256)
+    epochs: int = knob(4, minimum=1, maximum=1000)
+    batch_size: int = knob(64, minimum=1, maximum=4096)
+    learning_rate: float = knob(5e-4, minimum=0.0, maximum=1.0, exclusive_minimum=True)
+
+
+@dataclass(frozen=True)
+class CounterfactualsParams:
+    method: str = knob("elastic_net", choices=("elastic_net",))
+    num_images: int = knob(32, minimum=1, maximum=100000)
+    target: str = knob("other", choices=("other", "runner_up", "class", "true_label"))
+    target_class: str | None = knob(None, help="class name, for target 'class'")
+    max_iterations: int = knob(100, minimum=1, maximum=100000)
+    learning_rate: float = knob(0.1, minimum=0.0, exclusive_minimum=True)
+    l1_weight: float = knob(0.5, minimum=0.0)
+    l2_weight: float = knob(1.0, minimum=0.0)
+    initial_prediction_weight: float = knob(1.0, minimum=0.0, exclusive_minimum=True)
+    binary_search_steps: int = knob(4, minimum=1, maximum=50)
+    confidence: float = knob(0.2, minimum=0.0)
+    batch_size: int = knob(128, minimum=1, maximum=4096)
+    change_tolerance: float = knob(0.05, minimum=0.0, maximum=1.0,
+                                   help="a pixel changed by more than this counts in L0")
+    figure_images: int = knob(8, minimum=1, maximum=64)
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    batch_size: int = knob(256, minimum=1, maximum=65536)
+
+
+@dataclass(frozen=True)
+class TrackingParams:
+    enabled: bool = knob(True)
+    uri: str | None = knob(None, help="MLflow tracking URI; null = sqlite:///<repo>/mlflow.db")
+    experiment: str = knob("pixelflip")
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int = knob(42, minimum=0, maximum=2**31 - 1)
+    data: DataParams = field(default_factory=DataParams)
+    validate: ValidateParams = field(default_factory=ValidateParams)
+    train: TrainParams = field(default_factory=TrainParams)
+    attention: AttentionParams = field(default_factory=AttentionParams)
+    counterfactuals: CounterfactualsParams = field(default_factory=CounterfactualsParams)
+    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    tracking: TrackingParams = field(default_factory=TrackingParams)
+
+    def section(self, name: str) -> dict[str, Any]:
+        """One section as a plain dict (for logging to MLflow)."""
+        return dataclasses.asdict(getattr(self, name))
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and check ``path``; raise :class:`ParamsError` naming the first bad key."""
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path} not found: run from the project root, where params.yaml lives")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ParamsError(f"{path} is not valid YAML{where}: {getattr(error, 'problem', error)}")
+    params = _build(Params, raw, prefix="")
+    _check_cross_field(params)
+    return params
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    where = prefix.rstrip(".") or "the top level"
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{where} must be a mapping of keys to values, got {raw!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for key in raw:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            raise ParamsError(
+                f"unknown key '{prefix}{key}'{hint}; allowed keys in {where}: {', '.join(fields)}"
+            )
+    values = {}
+    for name, spec in fields.items():
+        if name not in raw:
+            continue
+        kind = hints[name]
+        if dataclasses.is_dataclass(kind):
+            values[name] = _build(kind, raw[name], prefix=f"{prefix}{name}.")
+        else:
+            values[name] = _check_value(f"{prefix}{name}", raw[name], kind, spec.metadata)
+    return cls(**values)
+
+
+def _check_value(key: str, value: Any, kind: Any, rules: dict) -> Any:
+    optional = _is_optional(kind)
+    if value is None:
+        if optional:
+            return None
+        raise ParamsError(f"{key} must not be empty; allowed: {_describe(kind, rules)}")
+    base = _strip_optional(kind)
+    if typing.get_origin(base) is list:
+        if not isinstance(value, list) or not value:
+            raise ParamsError(f"{key} must be a non-empty list, got {value!r}; "
+                              f"allowed: {_describe(kind, rules)}")
+        (item_kind,) = typing.get_args(base)
+        checked = [_check_scalar(f"{key}[{index}]", item, item_kind, rules)
+                   for index, item in enumerate(value)]
+        if len(set(checked)) != len(checked):
+            raise ParamsError(f"{key} lists a value twice: {value!r}")
+        return checked
+    return _check_scalar(key, value, base, rules)
+
+
+def _check_scalar(key: str, value: Any, kind: type, rules: dict) -> Any:
+    allowed = _describe(kind, rules)
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        raise ParamsError(f"{key} has the wrong type: got {value!r}; allowed: {allowed}")
+    if rules.get("choices") and value not in rules["choices"]:
+        raise ParamsError(f"{key} = {value!r} is not allowed; allowed: {allowed}")
+    low, high = rules.get("minimum"), rules.get("maximum")
+    if low is not None and (value <= low if rules["exclusive_minimum"] else value < low):
+        raise ParamsError(f"{key} = {value!r} is out of range; allowed: {allowed}")
+    if high is not None and (value >= high if rules["exclusive_maximum"] else value > high):
+        raise ParamsError(f"{key} = {value!r} is out of range; allowed: {allowed}")
+    return value
+
+
+def _describe(kind: Any, rules: dict) -> str:
+    """Say in words what a field accepts, for error messages."""
+    base = _strip_optional(kind)
+    is_list = typing.get_origin(base) is list
+    item = typing.get_args(base)[0] if is_list else base
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    text = names.get(item, getattr(item, "__name__", str(item)))
+    if rules.get("choices"):
+        text = "one of " + ", ".join(repr(choice) for choice in rules["choices"])
+    bounds = []
+    low, high = rules.get("minimum"), rules.get("maximum")
+    if low is not None:
+        bounds.append(f"{'>' if rules['exclusive_minimum'] else '>='} {low:g}")
+    if high is not None:
+        bounds.append(f"{'<' if rules['exclusive_maximum'] else '<='} {high:g}")
+    if bounds:
+        text += " " + " and ".join(bounds)
+    if is_list:
+        text = f"a list of {text}"
+    if _is_optional(kind):
+        text += ", or null"
+    return text
+
+
+def _is_optional(kind: Any) -> bool:
+    return _is_union(kind) and type(None) in typing.get_args(kind)
+
+
+def _strip_optional(kind: Any) -> Any:
+    if _is_union(kind):
+        (inner,) = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+        return inner
+    return kind
+
+
+def _is_union(kind: Any) -> bool:
+    return typing.get_origin(kind) in (typing.Union, types.UnionType)
+
+
+def _check_cross_field(params: Params) -> None:
+    data, counterfactuals = params.data, params.counterfactuals
+    if data.source == "folder" and not data.path:
+        raise ParamsError("data.path is required when data.source is 'folder': "
+                          "set it to a folder or zip of class folders")
+    if counterfactuals.target == "class" and not counterfactuals.target_class:
+        raise ParamsError("counterfactuals.target_class is required when counterfactuals.target "
+                          "is 'class': set it to one of the class names")
+    split = params.validate.val_fraction + params.validate.test_fraction
+    if split >= 0.9:
+        raise ParamsError(f"validate.val_fraction + validate.test_fraction = {split:g} leaves "
+                          "too little to train on; allowed: a sum below 0.9")

@@ -1,0 +1,284 @@
+"""Per-file inspection and the validate stage's cleaning, resizing and splitting."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from pixelflip.data.inspect import inspect_image_bytes
+from pixelflip.data.prepare import (
+    MANIFEST_COLUMNS,
+    SPLITS,
+    prepare_dataset,
+    read_manifest,
+    summarize_manifest,
+)
+
+CLASSES = ("ants", "bees", "cats")
+PER_CLASS = 10
+
+
+def _pixels(seed: int, height: int = 20, width: int = 24, channels: int = 3) -> np.ndarray:
+    shape = (height, width) if channels == 1 else (height, width, channels)
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+def _encode(extension: str, pixels: np.ndarray) -> bytes:
+    return cv2.imencode(extension, pixels)[1].tobytes()
+
+
+def _inspect(data: bytes, name: str, color_mode: str = "rgb", min_side: int = 8):
+    return inspect_image_bytes(data, name=name, min_side=min_side, color_mode=color_mode)
+
+
+# --- inspection ----------------------------------------------------------------------------
+
+PNG = _encode(".png", _pixels(3))
+GREY_PNG = _encode(".png", _pixels(4, channels=1))
+DEEP_PNG = _encode(".png", _pixels(7).astype(np.uint16) * 257)
+TINY_PNG = _encode(".png", _pixels(2, 5, 30))
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "color_mode", "status", "reason"),
+    [
+        ("a/empty.jpg", b"", "rgb", "quarantined", "empty file"),
+        ("a/text.jpg", b"not a picture", "rgb", "quarantined", "cannot decode: unknown format"),
+        ("a/cut.png", PNG[:60], "rgb", "quarantined", "cannot decode: corrupt png data"),
+        ("a/tiny.png", TINY_PNG, "rgb", "quarantined", "too small: 30x5 < 8"),
+        ("a/notes.txt", b"hello", "rgb", "skipped", "not an image: .txt"),
+        ("a/png.jpg", PNG, "rgb", "converted", "png data named .jpg"),
+        ("a/grey.png", GREY_PNG, "rgb", "converted", "greyscale to RGB"),
+        ("a/grey.png", GREY_PNG, "grayscale", "kept", ""),
+        ("a/rgba.png", _encode(".png", _pixels(5, channels=4)), "rgb", "converted", "RGBA to RGB"),
+        ("a/colour.jpg", _encode(".jpg", _pixels(6)), "grayscale", "converted", "RGB to greyscale"),
+        ("a/deep.png", DEEP_PNG, "rgb", "converted", "16-bit to 8-bit"),
+        ("a/photo.jpg", _encode(".jpg", _pixels(8)), "rgb", "kept", ""),
+    ],
+)
+def test_inspection_status_and_reason(name, data, color_mode, status, reason):
+    record, image = _inspect(data, name, color_mode)
+
+    assert (record["status"], record["reason"]) == (status, reason)
+    assert record["bytes"] == len(data)
+    assert len(record["sha256"]) == 64
+    if status in ("kept", "converted"):
+        assert image.dtype == np.uint8
+        assert image.shape == (20, 24, 3 if color_mode == "rgb" else 1)
+        assert (record["width"], record["height"]) == (24, 20)
+    else:
+        assert image is None
+
+
+def test_inspection_detects_format_from_content_and_keeps_rgb_order():
+    buffer = io.BytesIO()
+    red = np.zeros((10, 10, 3), np.uint8)
+    red[..., 0] = 255
+    Image.fromarray(red).save(buffer, format="GIF")
+
+    record, image = _inspect(buffer.getvalue(), "a/red.gif")
+
+    assert record["format"] == "gif" and record["status"] == "converted"
+    assert record["reason"] == "palette to RGB"
+    assert image[0, 0].tolist() == [255, 0, 0]
+
+
+def test_inspection_rejects_unknown_color_mode():
+    with pytest.raises(ValueError, match="color_mode"):
+        _inspect(b"", "a/x.png", color_mode="cmyk")
+
+
+# --- prepare_dataset -----------------------------------------------------------------------
+
+
+def _build_archive(path: Path) -> dict[str, bytes]:
+    """Three classes of 10 distinct images each, plus one of every kind of defect."""
+    members = {}
+    for class_index, name in enumerate(CLASSES):
+        for index in range(PER_CLASS):
+            size = (10 + index, 30 - 2 * index)  # some shrink, some grow to 16x16
+            members[f"wrapper/{name}/{index:02d}.png"] = _encode(
+                ".png", _pixels(100 * class_index + index, *size)
+            )
+    members["wrapper/ants/zz_copy.png"] = members["wrapper/ants/03.png"]
+    members["wrapper/bees/empty.jpg"] = b""
+    members["wrapper/bees/broken.jpg"] = b"not an image"
+    members["wrapper/cats/tiny.png"] = _encode(".png", _pixels(9, 3, 3))
+    members["wrapper/cats/Thumbs.db"] = b"cache"
+    members["loose.png"] = _encode(".png", _pixels(10))
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return members
+
+
+def _prepare(archive: Path, out_dir: Path, **overrides):
+    arguments = dict(
+        image_size=16,
+        color_mode="rgb",
+        val_fraction=0.2,
+        test_fraction=0.2,
+        min_side=8,
+        random_state=0,
+        progress=False,
+    )
+    arguments.update(overrides)
+    return prepare_dataset(archive, out_dir, **arguments)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    root = tmp_path_factory.mktemp("prepare")
+    members = _build_archive(root / "raw.zip")
+    result = _prepare(root / "raw.zip", root / "prepared")
+    return root, members, result
+
+
+def test_manifest_has_one_row_per_member_with_exact_columns(prepared):
+    root, members, _ = prepared
+    manifest = read_manifest(root / "prepared")
+
+    assert list(manifest.columns) == list(MANIFEST_COLUMNS)
+    assert sorted(manifest["path"]) == sorted(members)
+    by_path = manifest.set_index("path")
+    assert by_path.loc["wrapper/ants/zz_copy.png", "status"] == "quarantined"
+    assert by_path.loc["wrapper/ants/zz_copy.png", "reason"] == "duplicate of: wrapper/ants/03.png"
+    assert by_path.loc["wrapper/ants/03.png", "status"] == "kept"
+    assert by_path.loc["wrapper/bees/empty.jpg", "reason"] == "empty file"
+    assert by_path.loc["wrapper/bees/broken.jpg", "reason"].startswith("cannot decode")
+    assert by_path.loc["wrapper/cats/tiny.png", "reason"] == "too small: 3x3 < 8"
+    assert by_path.loc["wrapper/cats/Thumbs.db", "status"] == "skipped"
+    assert by_path.loc["loose.png", "status"] == "skipped"
+    assert by_path.loc["loose.png", "reason"] == "not in a class folder"
+    used = manifest["status"].isin(["kept", "converted"])
+    assert set(manifest.loc[used, "split"]) == {"train", "val", "test"}
+    assert (manifest.loc[~used, "split"] == "").all()
+
+
+def test_splits_are_stratified_disjoint_and_sized(prepared):
+    root, _, result = prepared
+    manifest = read_manifest(root / "prepared")
+    out = root / "prepared"
+
+    assert result.classes == list(CLASSES)
+    assert json.loads((out / "classes.json").read_text()) == list(CLASSES)
+    assert result.split_sizes == {"train": 18, "val": 6, "test": 6}
+    assert result.image_shape == (16, 16, 3)
+    paths = {split: set(manifest.loc[manifest["split"] == split, "path"]) for split in SPLITS}
+    assert not paths["train"] & paths["val"]
+    assert not paths["train"] & paths["test"]
+    assert not paths["val"] & paths["test"]
+    for split, size in result.split_sizes.items():
+        images = np.load(out / f"{split}_images.npy")
+        labels = np.load(out / f"{split}_labels.npy")
+        assert images.shape == (size, 16, 16, 3) and images.dtype == np.uint8
+        assert labels.shape == (size,) and labels.dtype == np.int64
+        # 10 images per class split 6/2/2: every class in every split in proportion.
+        assert np.bincount(labels, minlength=3).tolist() == [size // 3] * 3
+    assert sorted(path.name for path in out.iterdir()) == sorted(
+        ["manifest.csv", "classes.json"]
+        + [f"{split}_{kind}.npy" for split in SPLITS for kind in ("images", "labels")]
+    )
+    assert [path.name for path in root.iterdir() if path.name.startswith(".")] == []
+
+
+def test_stored_images_are_the_resized_originals(prepared):
+    root, members, _ = prepared
+    manifest = read_manifest(root / "prepared")
+    test_rows = manifest[manifest["split"] == "test"].reset_index(drop=True)
+    images = np.load(root / "prepared" / "test_images.npy")
+    labels = np.load(root / "prepared" / "test_labels.npy")
+
+    for position, row in test_rows.iterrows():
+        original = cv2.imdecode(np.frombuffer(members[row["path"]], np.uint8), cv2.IMREAD_COLOR)
+        original = cv2.cvtColor(original, cv2.COLOR_BGR2RGB)
+        interpolation = cv2.INTER_AREA if min(original.shape[:2]) >= 16 else cv2.INTER_LINEAR
+        expected = cv2.resize(original, (16, 16), interpolation=interpolation)
+        np.testing.assert_array_equal(images[position], expected)
+        assert CLASSES[labels[position]] == row["label"]
+
+
+def test_summary_counts_statuses_reasons_and_classes(prepared):
+    root, _, result = prepared
+    csv_path = root / "prepared" / "manifest.csv"
+    summary = summarize_manifest(read_manifest(csv_path))
+
+    assert summary["status_counts"] == {"kept": 30, "converted": 0, "quarantined": 4, "skipped": 2}
+    assert summary["status_counts"] == result.status_counts
+    assert summary["reason_counts"] == {
+        "cannot decode": 1,
+        "duplicate of": 1,
+        "empty file": 1,
+        "not an image": 1,
+        "not in a class folder": 1,
+        "too small": 1,
+    }
+    assert summary["class_counts"] == dict.fromkeys(CLASSES, 10)
+    assert summary["split_counts"] == {"train": 18, "val": 6, "test": 6}
+    for raw in (pd.read_csv(csv_path), pd.read_csv(csv_path, keep_default_na=False)):
+        assert summarize_manifest(raw) == summary
+
+
+def test_prepare_is_deterministic_and_grayscale_has_one_channel(prepared, tmp_path):
+    root, _, _ = prepared
+    again = _prepare(root / "raw.zip", tmp_path / "again")
+    grey = _prepare(root / "raw.zip", tmp_path / "grey", color_mode="grayscale", image_size=8)
+
+    for split in SPLITS:
+        for kind in ("images", "labels"):
+            name = f"{split}_{kind}.npy"
+            first, second = root / "prepared" / name, tmp_path / "again" / name
+            assert first.read_bytes() == second.read_bytes()
+    assert again.split_sizes == {"train": 18, "val": 6, "test": 6}
+    assert grey.image_shape == (8, 8, 1)
+    assert np.load(tmp_path / "grey" / "train_images.npy").shape == (18, 8, 8, 1)
+    manifest = pd.read_csv(tmp_path / "grey" / "manifest.csv")
+    assert set(manifest.loc[manifest["status"] == "converted", "reason"]) == {"RGB to greyscale"}
+
+
+def test_fewer_than_two_classes_is_an_error_that_writes_nothing(tmp_path):
+    archive = tmp_path / "one.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for index in range(5):
+            zipped.writestr(f"only/{index}.png", _encode(".png", _pixels(index)))
+        zipped.writestr("other/broken.png", b"garbage")
+
+    with pytest.raises(ValueError, match=r"Only 1 class\(es\).*only: 5") as error:
+        _prepare(archive, tmp_path / "out")
+    assert "cannot decode" in str(error.value)
+    assert not (tmp_path / "out").exists()
+    assert list(tmp_path.iterdir()) == [archive]
+
+
+def test_split_that_would_be_empty_is_named(tmp_path):
+    archive = tmp_path / "small.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for index in range(4):
+            zipped.writestr(f"{'ab'[index % 2]}/{index}.png", _encode(".png", _pixels(index)))
+
+    with pytest.raises(ValueError, match="train split would be empty.*more images"):
+        _prepare(archive, tmp_path / "out", val_fraction=0.4, test_fraction=0.4)
+    with pytest.raises(ValueError, match="stratified"):
+        _prepare(archive, tmp_path / "out", val_fraction=0.1, test_fraction=0.1)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"val_fraction": 0.0}, "val_fraction"),
+        ({"val_fraction": 0.6, "test_fraction": 0.5}, "below 1"),
+        ({"image_size": 0}, "image_size"),
+        ({"color_mode": "rgba"}, "color_mode"),
+    ],
+)
+def test_bad_arguments_are_rejected(tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        _prepare(tmp_path / "missing.zip", tmp_path / "out", **overrides)

@@ -1,0 +1,162 @@
+"""Tests for pixelflip.models.training: compile, fit with callbacks, evaluate, seeds, timing."""
+
+import math
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from pixelflip.models.backbones import build_classifier  # noqa: E402
+from pixelflip.models.training import (  # noqa: E402
+    compile_classifier,
+    count_parameters,
+    evaluate_classifier,
+    measure_inference_ms,
+    set_global_seed,
+    train_classifier,
+)
+
+TRAINING_ARGUMENTS = {
+    "early_stopping_patience": 5,
+    "reduce_lr_factor": 0.5,
+    "reduce_lr_patience": 2,
+}
+
+
+def quadrant_images(count: int, random_state: int) -> tuple[np.ndarray, np.ndarray]:
+    """12x12 noise images in which the quadrant numbered by the label (0, 1 or 2) is bright."""
+    rng = np.random.default_rng(random_state)
+    labels = rng.integers(0, 3, size=count)
+    images = rng.uniform(0.0, 0.3, size=(count, 12, 12, 1)).astype("float32")
+    for image, label in zip(images, labels):
+        row, column = divmod(int(label), 2)
+        image[row * 6 : (row + 1) * 6, column * 6 : (column + 1) * 6] += 0.7
+    return images, labels.astype("int64")
+
+
+def batches(images, labels, batch_size=16):
+    return tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
+
+
+@pytest.fixture(scope="module")
+def quadrants():
+    return quadrant_images(64, random_state=0)
+
+
+def tiny_classifier(dropout_rate=0.0):
+    model = build_classifier(
+        (12, 12, 1), 3, conv_filters=(8, 16), dense_units=16, dropout_rate=dropout_rate
+    )
+    compile_classifier(model, learning_rate=1e-2)
+    return model
+
+
+def test_training_learns_a_separable_task(quadrants):
+    set_global_seed(0)
+    model = tiny_classifier()
+    data = batches(*quadrants)
+    before = evaluate_classifier(model, data)
+    history = train_classifier(model, data, data, epochs=12, verbose=0, **TRAINING_ARGUMENTS)
+    after = evaluate_classifier(model, data)
+    assert set(after) == {"accuracy", "loss"}
+    assert after["accuracy"] > 0.9
+    assert after["loss"] < before["loss"]
+    epochs_run = len(history["loss"])
+    assert 1 <= epochs_run <= 12
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
+        assert len(history[key]) == epochs_run
+        assert all(isinstance(value, float) for value in history[key])
+    assert history["epoch"] == list(range(1, epochs_run + 1))
+    assert history["learning_rate"][0] == 0.01
+
+
+def test_plateau_reduces_the_rate_and_stops_early(quadrants):
+    # Validation labels that are all wrong make val_loss rise as training succeeds.
+    set_global_seed(0)
+    model = tiny_classifier()
+    images, labels = quadrants
+    history = train_classifier(
+        model,
+        batches(images, labels),
+        batches(images, (labels + 1) % 3),
+        epochs=20,
+        early_stopping_patience=3,
+        reduce_lr_factor=0.5,
+        reduce_lr_patience=1,
+        verbose=0,
+    )
+    assert len(history["epoch"]) < 20
+    assert history["learning_rate"][-1] < history["learning_rate"][0]
+    # restore_best_weights: the final model scores the best recorded validation loss.
+    best = evaluate_classifier(model, batches(images, (labels + 1) % 3))["loss"]
+    assert best == pytest.approx(min(history["val_loss"]), rel=1e-4)
+
+
+def test_same_seed_gives_identical_weights(quadrants):
+    def train_once(random_state):
+        set_global_seed(random_state)
+        model = tiny_classifier(dropout_rate=0.3)
+        data = batches(*quadrants).shuffle(64, seed=random_state)
+        train_classifier(model, data, data, epochs=2, verbose=0, **TRAINING_ARGUMENTS)
+        return model.get_weights()
+
+    first, second, other = train_once(3), train_once(3), train_once(4)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, c) for a, c in zip(first, other))
+
+
+def test_count_parameters_matches_the_architecture():
+    model = build_classifier((8, 8, 1), 2, conv_filters=(4,), dense_units=5)
+    # conv 3*3*1*4 + BN 4*4 + conv 3*3*4*4 + BN 4*4 + dense 4*5+5 + logits 5*2+2; the
+    # BatchNormalization moving mean and variance (2 * 4 per layer) are not trainable.
+    assert count_parameters(model) == {"total": 249, "trainable": 233}
+
+
+def test_measure_inference_ms_is_a_positive_time_per_image(quadrants):
+    model = tiny_classifier()
+    milliseconds = measure_inference_ms(model, quadrants[0][:10], batch_size=4, repeats=2)
+    assert isinstance(milliseconds, float)
+    assert milliseconds > 0.0 and math.isfinite(milliseconds)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: set_global_seed(-1), "random_state"),
+        (lambda: set_global_seed(1.5), "random_state"),
+        (lambda: compile_classifier(tiny_classifier(), learning_rate=0.0), "learning_rate"),
+        (lambda: measure_inference_ms(tiny_classifier(), np.zeros((12, 12, 1))), "images"),
+        (
+            lambda: measure_inference_ms(tiny_classifier(), np.zeros((2, 12, 12, 1)), repeats=0),
+            "repeats",
+        ),
+    ],
+)
+def test_bad_arguments_raise_value_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"reduce_lr_factor": 1.0}, "reduce_lr_factor"),
+        ({"early_stopping_patience": -1}, "early_stopping_patience"),
+    ],
+)
+def test_bad_training_arguments_raise_value_error(override, message, quadrants):
+    arguments = {"epochs": 1, **TRAINING_ARGUMENTS, **override}
+    data = batches(*quadrants)
+    with pytest.raises(ValueError, match=message):
+        train_classifier(tiny_classifier(), data, data, verbose=0, **arguments)
+
+
+def test_uncompiled_model_is_refused(quadrants):
+    model = build_classifier((12, 12, 1), 3, conv_filters=(8,), dense_units=4)
+    with pytest.raises(ValueError, match="not compiled"):
+        evaluate_classifier(model, batches(*quadrants))

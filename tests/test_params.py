@@ -1,0 +1,66 @@
+"""params.yaml loads into typed objects; every kind of bad value is named in one line."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from pixelflip.params import Params, ParamsError, load_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path, text):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_params_file_equals_the_defaults():
+    # The defaults in code and the file users edit must not drift apart.
+    assert load_params(ROOT / "params.yaml") == Params()
+
+
+def test_values_are_typed(tmp_path):
+    params = load_params(write(tmp_path, "train:\n  epochs: 3\n  learning_rate: 1\n"))
+    assert params.train.epochs == 3
+    assert isinstance(params.train.learning_rate, float)
+    assert params.attention.modules == ["se", "cbam"]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("train:\n  epoch: 3\n", "unknown key 'train.epoch' (did you mean 'train.epochs'?)"),
+    ("bogus: 1\n", "unknown key 'bogus'"),
+    ("train:\n  epochs: ten\n", "train.epochs has the wrong type: got 'ten'; allowed: an integer"),
+    ("train:\n  epochs: 2.5\n", "train.epochs has the wrong type"),
+    ("train:\n  epochs: 0\n", "train.epochs = 0 is out of range; allowed: an integer >= 1"),
+    ("tracking:\n  enabled: yes please\n", "tracking.enabled has the wrong type"),
+    ("data:\n  source: s3\n", "data.source = 's3' is not allowed; allowed: one of 'mnist', 'folder'"),
+    ("attention:\n  modules: [se, nope]\n", "attention.modules[1] = 'nope' is not allowed"),
+    ("attention:\n  modules: []\n", "attention.modules must be a non-empty list"),
+    ("attention:\n  modules: [se, se]\n", "attention.modules lists a value twice"),
+    ("train:\n  dropout_rate: 1.0\n", "train.dropout_rate = 1.0 is out of range; allowed: a number >= 0 and < 1"),
+    ("train:\n  epochs: null\n", "train.epochs must not be empty"),
+    ("train: 3\n", "train must be a mapping"),
+    ("data:\n  source: folder\n", "data.path is required when data.source is 'folder'"),
+    ("counterfactuals:\n  target: class\n", "counterfactuals.target_class is required"),
+    ("validate:\n  val_fraction: 0.5\n  test_fraction: 0.45\n", "leaves too little to train on"),
+    ("train: [\n", "is not valid YAML at line 2"),
+])
+def test_bad_values_name_the_key_and_what_is_allowed(tmp_path, text, expected):
+    with pytest.raises(ParamsError) as caught:
+        load_params(write(tmp_path, text))
+    message = str(caught.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_missing_file_says_where_to_run(tmp_path):
+    with pytest.raises(ParamsError, match="run from the project root"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_section_is_a_plain_dict_for_logging():
+    section = Params().section("train")
+    assert section["epochs"] == 12
+    assert section["conv_filters"] == [32, 64]
