@@ -33,7 +33,7 @@ ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(PORT)
 
 bench: setup
-	$(BIN)/python benchmarks/counterfactuals.py
+	$(BIN)/python benchmarks/counterfactuals.py --num-images 64 --max-iterations 100 --epochs 5
 
 clean:
 	rm -rf $(VENV)
