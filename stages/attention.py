@@ -22,7 +22,7 @@ def main(params):
     tracking.log_params(describe_device())
     test_images, _ = load_split(layout.PREPARED_DIR, "test")
     datasets = load_datasets(layout.PREPARED_DIR, batch_size=attention.batch_size,
-                             random_state=params.seed)
+                             random_state=params.seed, augment=params.train.augment)
     base = load_classifier(layout.BASE_MODEL)
     model = add_attention(base, MODULE, placement=attention.placement,
                           reduction_ratio=attention.reduction_ratio)

@@ -1,4 +1,7 @@
-"""DVC stage `download`: turn the source named in `params.data` into one zip of class folders."""
+"""DVC stage `download`: turn the source named in `params.data` into one zip of class folders.
+
+The `kaggle` source keeps the zip as downloaded and reuses it when it is already there intact.
+"""
 
 from pixelflip import layout, tracking
 from pixelflip.stage import run_stage
@@ -9,10 +12,10 @@ def main(params):
 
     data = params.data
     record = download_source(data.source, layout.RAW_DIR, path=data.path,
-                             max_images_per_class=data.max_images_per_class,
-                             random_state=params.seed)
-    print(f"[download] {record['num_images']} files in {len(record['class_counts'])} classes -> "
-          f"{layout.RAW_DIR / record['archive']} (sha256 {record['sha256'][:12]})", flush=True)
+                             dataset=data.kaggle.dataset)
+    print(f"[download] {record['num_images']} images in {len(record['class_counts'])} classes "
+          f"({record['num_files']} files) -> {layout.RAW_DIR / record['archive']} "
+          f"(sha256 {record['sha256'][:12]})", flush=True)
     tracking.log_metrics({"num_images": record["num_images"], "archive_bytes": record["bytes"]})
     tracking.log_artifacts(layout.SOURCE_JSON)
 

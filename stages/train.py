@@ -17,7 +17,7 @@ def main(params):
     classes = load_classes(layout.PREPARED_DIR)
     test_images, _ = load_split(layout.PREPARED_DIR, "test")
     datasets = load_datasets(layout.PREPARED_DIR, batch_size=train.batch_size,
-                             random_state=params.seed)
+                             random_state=params.seed, augment=params.train.augment)
     model = build_classifier(test_images.shape[1:], len(classes), conv_filters=train.conv_filters,
                              dense_units=train.dense_units, dropout_rate=train.dropout_rate)
     history, metrics = fit_and_evaluate(

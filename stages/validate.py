@@ -9,20 +9,27 @@ def main(params):
     from pixelflip.data.expectations import check_manifest
     from pixelflip.data.prepare import prepare_dataset, read_manifest, summarize_manifest
 
+    data, validate = params.data, params.validate
     archive = layout.RAW_DIR / read_json(layout.SOURCE_JSON)["archive"]
     prepared = prepare_dataset(
         archive, layout.PREPARED_DIR,
-        image_size=params.data.image_size, color_mode=params.data.color_mode,
-        val_fraction=params.validate.val_fraction, test_fraction=params.validate.test_fraction,
-        min_side=params.validate.min_side, random_state=params.seed,
+        image_size=data.image_size, color_mode=data.color_mode, classes=data.classes,
+        max_images_per_class=data.max_images_per_class,
+        val_fraction=validate.val_fraction, test_fraction=validate.test_fraction,
+        min_side=validate.min_side, max_pixels=validate.max_pixels,
+        max_compression_ratio=validate.max_compression_ratio,
+        max_uncompressed_bytes=validate.max_uncompressed_gb * 1e9,
+        workers=validate.workers, random_state=params.seed,
     )
     manifest = read_manifest(layout.MANIFEST_CSV)
     report = check_manifest(manifest, layout.DATA_DOCS_DIR, classes=prepared.classes,
-                            min_side=params.validate.min_side)
+                            min_side=validate.min_side, max_pixels=validate.max_pixels,
+                            max_class_ratio=validate.max_class_ratio)
     metrics = {
         "classes": len(prepared.classes),
         **summarize_manifest(manifest),
-        "expectations": {"success": report.success, **report.statistics},
+        "expectations": {"raw": report.raw.statistics,
+                         "clean": {"success": report.clean.success, **report.clean.statistics}},
     }
     write_json(layout.METRICS_DIR / "data.json", metrics)
     tracking.log_metrics(metrics)
@@ -30,9 +37,11 @@ def main(params):
     tracking.log_artifacts(layout.DATA_DOCS_DIR, artifact_path="data_docs")
     print(f"[validate] {prepared.status_counts} -> splits {prepared.split_sizes}; "
           f"Data Docs: {report.docs_index}", flush=True)
+    if not report.raw.success:
+        print(f"[validate] the raw archive had defects, handled as the manifest says: "
+              f"{summarize_manifest(manifest)['reason_counts']}", flush=True)
     if not report.success:
-        failed = [f"{item['expectation']}({item['column']})" for item in report.results
-                  if not item["success"]]
+        failed = [f"{item['expectation']}({item['column']})" for item in report.clean.failed]
         raise StageError(f"the cleaned data breaks expectations {', '.join(failed)}; "
                          f"open {report.docs_index} for the failing rows")
 

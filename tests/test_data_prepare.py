@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import zipfile
 from pathlib import Path
@@ -11,9 +10,8 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
-from pixelflip.data.inspect import inspect_image_bytes
+from pixelflip.data.archive import UnsafeArchiveError
 from pixelflip.data.prepare import (
     MANIFEST_COLUMNS,
     SPLITS,
@@ -34,66 +32,6 @@ def _pixels(seed: int, height: int = 20, width: int = 24, channels: int = 3) -> 
 def _encode(extension: str, pixels: np.ndarray) -> bytes:
     return cv2.imencode(extension, pixels)[1].tobytes()
 
-
-def _inspect(data: bytes, name: str, color_mode: str = "rgb", min_side: int = 8):
-    return inspect_image_bytes(data, name=name, min_side=min_side, color_mode=color_mode)
-
-
-# --- inspection ----------------------------------------------------------------------------
-
-PNG = _encode(".png", _pixels(3))
-GREY_PNG = _encode(".png", _pixels(4, channels=1))
-DEEP_PNG = _encode(".png", _pixels(7).astype(np.uint16) * 257)
-TINY_PNG = _encode(".png", _pixels(2, 5, 30))
-
-
-@pytest.mark.parametrize(
-    ("name", "data", "color_mode", "status", "reason"),
-    [
-        ("a/empty.jpg", b"", "rgb", "quarantined", "empty file"),
-        ("a/text.jpg", b"not a picture", "rgb", "quarantined", "cannot decode: unknown format"),
-        ("a/cut.png", PNG[:60], "rgb", "quarantined", "cannot decode: corrupt png data"),
-        ("a/tiny.png", TINY_PNG, "rgb", "quarantined", "too small: 30x5 < 8"),
-        ("a/notes.txt", b"hello", "rgb", "skipped", "not an image: .txt"),
-        ("a/png.jpg", PNG, "rgb", "converted", "png data named .jpg"),
-        ("a/grey.png", GREY_PNG, "rgb", "converted", "greyscale to RGB"),
-        ("a/grey.png", GREY_PNG, "grayscale", "kept", ""),
-        ("a/rgba.png", _encode(".png", _pixels(5, channels=4)), "rgb", "converted", "RGBA to RGB"),
-        ("a/colour.jpg", _encode(".jpg", _pixels(6)), "grayscale", "converted", "RGB to greyscale"),
-        ("a/deep.png", DEEP_PNG, "rgb", "converted", "16-bit to 8-bit"),
-        ("a/photo.jpg", _encode(".jpg", _pixels(8)), "rgb", "kept", ""),
-    ],
-)
-def test_inspection_status_and_reason(name, data, color_mode, status, reason):
-    record, image = _inspect(data, name, color_mode)
-
-    assert (record["status"], record["reason"]) == (status, reason)
-    assert record["bytes"] == len(data)
-    assert len(record["sha256"]) == 64
-    if status in ("kept", "converted"):
-        assert image.dtype == np.uint8
-        assert image.shape == (20, 24, 3 if color_mode == "rgb" else 1)
-        assert (record["width"], record["height"]) == (24, 20)
-    else:
-        assert image is None
-
-
-def test_inspection_detects_format_from_content_and_keeps_rgb_order():
-    buffer = io.BytesIO()
-    red = np.zeros((10, 10, 3), np.uint8)
-    red[..., 0] = 255
-    Image.fromarray(red).save(buffer, format="GIF")
-
-    record, image = _inspect(buffer.getvalue(), "a/red.gif")
-
-    assert record["format"] == "gif" and record["status"] == "converted"
-    assert record["reason"] == "palette to RGB"
-    assert image[0, 0].tolist() == [255, 0, 0]
-
-
-def test_inspection_rejects_unknown_color_mode():
-    with pytest.raises(ValueError, match="color_mode"):
-        _inspect(b"", "a/x.png", color_mode="cmyk")
 
 
 # --- prepare_dataset -----------------------------------------------------------------------
@@ -128,6 +66,7 @@ def _prepare(archive: Path, out_dir: Path, **overrides):
         test_fraction=0.2,
         min_side=8,
         random_state=0,
+        workers=1,
         progress=False,
     )
     arguments.update(overrides)
@@ -282,3 +221,117 @@ def test_split_that_would_be_empty_is_named(tmp_path):
 def test_bad_arguments_are_rejected(tmp_path, overrides, message):
     with pytest.raises(ValueError, match=message):
         _prepare(tmp_path / "missing.zip", tmp_path / "out", **overrides)
+
+
+def test_parallel_workers_give_the_same_output_as_one(prepared, tmp_path):
+    root, _, _ = prepared
+    _prepare(root / "raw.zip", tmp_path / "parallel", workers=2)
+
+    for name in ["manifest.csv", "classes.json"] + [
+        f"{split}_{kind}.npy" for split in SPLITS for kind in ("images", "labels")
+    ]:
+        assert (tmp_path / "parallel" / name).read_bytes() == (root / "prepared" / name).read_bytes()
+
+
+def _write_class_zip(path: Path, folders: dict[str, int], extra: dict[str, bytes] = ()) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        for folder_index, (folder, count) in enumerate(folders.items()):
+            for index in range(count):
+                pixels = _pixels(1000 * folder_index + index)
+                archive.writestr(f"{folder}/{index:02d}.png", _encode(".png", pixels))
+        for name, content in dict(extra).items():
+            archive.writestr(name, content)
+
+
+def test_classes_map_folders_to_labels_and_skip_the_others(tmp_path):
+    archive = tmp_path / "raw.zip"
+    _write_class_zip(archive, {"train/cats": 6, "test/cats": 4, "train/dogs": 10, "birds": 5})
+
+    result = _prepare(archive, tmp_path / "out", classes={"cats": "cat", "dogs": "dog"})
+
+    manifest = read_manifest(tmp_path / "out")
+    assert result.classes == ["cat", "dog"]
+    birds = manifest[manifest["path"].str.startswith("birds/")]
+    assert len(birds) == 5
+    assert (birds["status"] == "skipped").all()
+    assert set(birds["reason"]) == {"class not selected: birds"}
+    used = manifest[manifest["status"] == "kept"]
+    assert used.groupby("label").size().to_dict() == {"cat": 10, "dog": 10}
+    assert manifest["path"].tolist() == sorted(manifest["path"])
+
+
+def test_classes_naming_a_folder_the_archive_lacks_is_an_error(tmp_path):
+    archive = tmp_path / "raw.zip"
+    _write_class_zip(archive, {"Cat": 5, "Dog": 5})
+
+    with pytest.raises(ValueError, match=r"data.classes names folder\(s\) \['cats'\].*'Cat', 'Dog'"):
+        _prepare(archive, tmp_path / "out", classes={"cats": "cat", "Dog": "dog"})
+    assert not (tmp_path / "out").exists()
+
+
+def test_max_images_per_class_inspects_a_seeded_subset(tmp_path):
+    archive = tmp_path / "raw.zip"
+    _write_class_zip(archive, {"a": 10, "b": 12}, extra={"a/Thumbs.db": b"cache"})
+
+    def kept_paths(seed, name):
+        _prepare(archive, tmp_path / name, max_images_per_class=5, random_state=seed,
+                 val_fraction=0.2, test_fraction=0.2)
+        manifest = read_manifest(tmp_path / name)
+        subset = manifest[manifest["reason"].str.startswith("not in subset")]
+        assert len(subset) == 5 + 7
+        assert (subset["status"] == "skipped").all() and (subset["sha256"] == "").all()
+        assert manifest.loc[manifest["path"] == "a/Thumbs.db", "status"].item() == "skipped"
+        kept = manifest[manifest["status"] == "kept"]
+        assert kept.groupby("label").size().to_dict() == {"a": 5, "b": 5}
+        return set(kept["path"])
+
+    first = kept_paths(1, "first")
+    assert kept_paths(1, "again") == first
+    assert kept_paths(2, "other") != first
+
+
+def _zip_with(path: Path, name: str, content: bytes, compression=zipfile.ZIP_STORED) -> None:
+    _write_class_zip(path, {"a": 3, "b": 3})
+    with zipfile.ZipFile(path, "a", compression=compression) as archive:
+        archive.writestr(zipfile.ZipInfo(name), content, compress_type=compression)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "compression", "overrides", "message"),
+    [
+        ("/etc/cron.d/evil.png", b"x", zipfile.ZIP_STORED, {}, "absolute path or '..'"),
+        ("a/../../evil.png", b"x", zipfile.ZIP_STORED, {}, "path traversal"),
+        ("C:/evil.png", b"x", zipfile.ZIP_STORED, {}, "absolute path"),
+        ("a/bomb.png", bytes(8 << 20), zipfile.ZIP_DEFLATED, {}, "zip bomb"),
+        ("a/big.png", bytes(3000), zipfile.ZIP_STORED, {"max_uncompressed_bytes": 2000},
+         "validate.max_uncompressed_gb"),
+    ],
+    ids=["absolute", "dot-dot", "drive-letter", "ratio", "total-size"],
+)
+def test_hostile_archives_are_refused_whole_and_nothing_is_written(
+    tmp_path, name, content, compression, overrides, message
+):
+    archive = tmp_path / "raw.zip"
+    _zip_with(archive, name, content, compression)
+
+    with pytest.raises(UnsafeArchiveError, match=message) as error:
+        _prepare(archive, tmp_path / "out", **overrides)
+    assert name in str(error.value) or "unpack to" in str(error.value)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["raw.zip"]
+
+
+def test_a_member_the_zip_cannot_read_is_quarantined(tmp_path):
+    archive = tmp_path / "raw.zip"
+    _write_class_zip(archive, {"a": 5, "b": 5})
+    data = bytearray(archive.read_bytes())
+    with zipfile.ZipFile(archive) as zipped:
+        info = zipped.getinfo("a/02.png")
+    # Flip a byte inside the stored member's data: the CRC no longer matches.
+    data_start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    data[data_start + 40] ^= 0xFF
+    archive.write_bytes(bytes(data))
+
+    _prepare(archive, tmp_path / "out", val_fraction=0.2, test_fraction=0.2)
+
+    row = read_manifest(tmp_path / "out").set_index("path").loc["a/02.png"]
+    assert (row["status"], row["reason"]) == ("quarantined", "unreadable member: BadZipFile")

@@ -35,7 +35,16 @@ def test_values_are_typed(tmp_path):
     ("train:\n  epochs: 2.5\n", "train.epochs has the wrong type"),
     ("train:\n  epochs: 0\n", "train.epochs = 0 is out of range; allowed: an integer >= 1"),
     ("tracking:\n  enabled: yes please\n", "tracking.enabled has the wrong type"),
-    ("data:\n  source: s3\n", "data.source = 's3' is not allowed; allowed: one of 'mnist', 'folder'"),
+    ("data:\n  source: s3\n",
+     "data.source = 's3' is not allowed; allowed: one of 'mnist', 'folder', 'kaggle'"),
+    ("data:\n  classes: [Cat, Dog]\n",
+     "data.classes must be a non-empty mapping, got ['Cat', 'Dog']; allowed: a mapping of names "
+     "to a string, or null"),
+    ("data:\n  classes: {Cat: 1}\n", "data.classes['Cat'] has the wrong type: got 1"),
+    ("data:\n  kaggle:\n    dataset: cats-vs-dogs\n", "is not a Kaggle dataset slug"),
+    ("data:\n  kaggle:\n    slug: a/b\n", "unknown key 'data.kaggle.slug'"),
+    ("train:\n  augment:\n    rotation: 2\n", "train.augment.rotation = 2.0 is out of range"),
+    ("validate:\n  max_class_ratio: 0.5\n", "validate.max_class_ratio = 0.5 is out of range"),
     ("attention:\n  modules: [se, nope]\n", "attention.modules[1] = 'nope' is not allowed"),
     ("attention:\n  modules: []\n", "attention.modules must be a non-empty list"),
     ("attention:\n  modules: [se, se]\n", "attention.modules lists a value twice"),
@@ -53,6 +62,17 @@ def test_bad_values_name_the_key_and_what_is_allowed(tmp_path, text, expected):
     message = str(caught.value)
     assert expected in message
     assert "\n" not in message
+
+
+def test_nested_sections_and_mappings_are_typed(tmp_path):
+    params = load_params(write(tmp_path, (
+        "data:\n  source: kaggle\n  classes: {Cat: cat, Dog: dog}\n"
+        "  kaggle:\n    dataset: owner/pets\n"
+        "train:\n  augment:\n    horizontal_flip: true\n")))
+    assert params.data.classes == {"Cat": "cat", "Dog": "dog"}
+    assert params.data.kaggle.dataset == "owner/pets"
+    assert params.train.augment.horizontal_flip is True
+    assert params.train.augment.rotation == 0.0
 
 
 def test_missing_file_says_where_to_run(tmp_path):

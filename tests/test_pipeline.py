@@ -30,9 +30,10 @@ STAGES = ["download", "validate", "train", "attention@se", "attention@cbam", "co
           "evaluate"]
 
 
-def run(command, cwd, check=True):
+def run(command, cwd, check=True, extra_env=None):
     env = {key: value for key, value in os.environ.items()
            if key not in ("MLFLOW_TRACKING_URI", "PIXELFLIP_PIPELINE_ID", "DVC_EXP_NAME")}
+    env.update(extra_env or {})
     env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
                PYTHONPATH=str(cwd / "src"), DVC_NO_ANALYTICS="1", TF_CPP_MIN_LOG_LEVEL="2",
                GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
@@ -49,8 +50,16 @@ def update_params(project, changes):
     path = project / "params.yaml"
     params = yaml.safe_load(path.read_text())
     for section, values in changes.items():
-        params[section].update(values)
+        _merge(params[section], values)
     path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def _merge(target, changes):
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value
 
 
 def ran_stages(output):
@@ -68,8 +77,8 @@ def mlflow_runs(project):
     return client, experiment, client.search_runs([experiment.experiment_id], max_results=500)
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
+def copy_project(tmp_path_factory, params):
+    """A copy of the project with ``params`` applied, committed in a new git repository."""
     project = tmp_path_factory.mktemp("pixelflip") / "project"
     for name in PROJECT_FILES:
         source, target = ROOT / name, project / name
@@ -78,10 +87,16 @@ def project(tmp_path_factory):
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
-    update_params(project, TINY)
+    update_params(project, params)
     run(["git", "init", "-q"], project)
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-q", "-m", "tiny pixelflip"], project)
+    return project
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    project = copy_project(tmp_path_factory, TINY)
     first = run(["dvc", "repro"], project)
     project.joinpath("first-repro.log").write_text(first.stdout + first.stderr)
     return project
@@ -97,9 +112,14 @@ def test_repro_runs_every_stage_and_writes_every_output(project):
             assert (project / out["path"]).exists(), out["path"]
 
     source = json.loads((project / "data/raw/source.json").read_text())
-    assert source["source"] == "mnist" and source["num_images"] == 200
+    assert source["source"] == "mnist" and source["num_images"] == 5000
     manifest = (project / "data/prepared/manifest.csv").read_text().splitlines()
-    assert len(manifest) == 201 and manifest[0].startswith("path,label,bytes,sha256,format")
+    assert len(manifest) == 5001 and manifest[0].startswith("path,label,bytes,sha256,format")
+    data = json.loads((project / "metrics/data.json").read_text())
+    # max_images_per_class picks 20 per digit in validate; the other 4,800 are skipped unread.
+    assert data["status_counts"] == {"kept": 200, "converted": 0, "quarantined": 0,
+                                     "skipped": 4800}
+    assert data["split_counts"] == {"train": 139, "val": 31, "test": 30}
     assert (project / "reports/data/index.html").stat().st_size > 1000
 
     evaluation = json.loads((project / "metrics/evaluation.json").read_text())

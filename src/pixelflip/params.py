@@ -44,14 +44,23 @@ def knob(default: Any, *, choices: tuple | None = None, minimum: float | None = 
 
 
 @dataclass(frozen=True)
+class KaggleParams:
+    dataset: str = knob("bhavikjikadara/dog-and-cat-classification-dataset",
+                        help="Kaggle dataset slug, owner/name")
+
+
+@dataclass(frozen=True)
 class DataParams:
-    source: str = knob("mnist", choices=("mnist", "folder"),
+    source: str = knob("mnist", choices=("mnist", "folder", "kaggle"),
                        help="where images come from")
     path: str | None = knob(None, help="folder or zip of class folders, for source 'folder'")
+    kaggle: KaggleParams = field(default_factory=KaggleParams)
+    classes: dict[str, str] | None = knob(None, help="class folder name -> label; null = every "
+                                          "folder is its own class")
     image_size: int = knob(28, minimum=8, maximum=1024, help="side of the square model input")
     color_mode: str = knob("grayscale", choices=("grayscale", "rgb"))
     max_images_per_class: int | None = knob(None, minimum=2,
-                                            help="seeded subset per class; null keeps all")
+                                            help="validate uses a seeded subset per class; null = all")
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,25 @@ class ValidateParams:
     val_fraction: float = knob(0.15, minimum=0.0, maximum=0.5, exclusive_minimum=True)
     test_fraction: float = knob(0.15, minimum=0.0, maximum=0.5, exclusive_minimum=True)
     min_side: int = knob(8, minimum=1, help="images with a smaller side are quarantined")
+    max_pixels: int = knob(40_000_000, minimum=1,
+                           help="larger images (decompression bombs) are quarantined undecoded")
+    max_class_ratio: float = knob(10.0, minimum=1.0,
+                                  help="largest / smallest class size the cleaned data may have")
+    max_compression_ratio: float = knob(100.0, minimum=1.0,
+                                        help="archives with a member compressed more are refused")
+    max_uncompressed_gb: float = knob(20.0, minimum=0.0, exclusive_minimum=True,
+                                      help="archives larger than this unpacked are refused")
+    workers: int | None = knob(None, minimum=1, maximum=256,
+                               help="processes inspecting images; null = every core")
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    horizontal_flip: bool = knob(False, help="mirror left-right; for photos, never for digits")
+    rotation: float = knob(0.0, minimum=0.0, maximum=0.5,
+                           help="random rotation, fraction of a full turn")
+    translation: float = knob(0.0, minimum=0.0, maximum=0.5,
+                              help="random shift, fraction of the image side")
 
 
 @dataclass(frozen=True)
@@ -74,6 +102,7 @@ class TrainParams:
     reduce_lr_factor: float = knob(0.5, minimum=0.0, maximum=1.0, exclusive_minimum=True,
                                    exclusive_maximum=True)
     reduce_lr_patience: int = knob(1, minimum=0)
+    augment: AugmentParams = field(default_factory=AugmentParams)
 
 
 @dataclass(frozen=True)
@@ -181,6 +210,13 @@ def _check_value(key: str, value: Any, kind: Any, rules: dict) -> Any:
             return None
         raise ParamsError(f"{key} must not be empty; allowed: {_describe(kind, rules)}")
     base = _strip_optional(kind)
+    if typing.get_origin(base) is dict:
+        if not isinstance(value, dict) or not value:
+            raise ParamsError(f"{key} must be a non-empty mapping, got {value!r}; "
+                              f"allowed: {_describe(kind, rules)}")
+        _, item_kind = typing.get_args(base)
+        return {_check_scalar(f"{key} key", name, str, {}): _check_scalar(
+                    f"{key}[{name!r}]", item, item_kind, rules) for name, item in value.items()}
     if typing.get_origin(base) is list:
         if not isinstance(value, list) or not value:
             raise ParamsError(f"{key} must be a non-empty list, got {value!r}; "
@@ -221,7 +257,8 @@ def _describe(kind: Any, rules: dict) -> str:
     """Say in words what a field accepts, for error messages."""
     base = _strip_optional(kind)
     is_list = typing.get_origin(base) is list
-    item = typing.get_args(base)[0] if is_list else base
+    is_dict = typing.get_origin(base) is dict
+    item = typing.get_args(base)[-1] if is_list or is_dict else base
     names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
     text = names.get(item, getattr(item, "__name__", str(item)))
     if rules.get("choices"):
@@ -236,6 +273,8 @@ def _describe(kind: Any, rules: dict) -> str:
         text += " " + " and ".join(bounds)
     if is_list:
         text = f"a list of {text}"
+    if is_dict:
+        text = f"a mapping of names to {text}"
     if _is_optional(kind):
         text += ", or null"
     return text
@@ -264,6 +303,9 @@ def _check_cross_field(params: Params) -> None:
     if counterfactuals.target == "class" and not counterfactuals.target_class:
         raise ParamsError("counterfactuals.target_class is required when counterfactuals.target "
                           "is 'class': set it to one of the class names")
+    if data.kaggle.dataset.count("/") != 1 or not all(data.kaggle.dataset.split("/")):
+        raise ParamsError(f"data.kaggle.dataset = {data.kaggle.dataset!r} is not a Kaggle dataset "
+                          "slug; allowed: 'owner/name' as in kaggle.com/datasets/owner/name")
     split = params.validate.val_fraction + params.validate.test_fraction
     if split >= 0.9:
         raise ParamsError(f"validate.val_fraction + validate.test_fraction = {split:g} leaves "

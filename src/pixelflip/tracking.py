@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import time
@@ -191,7 +192,9 @@ def log_metrics(metrics: Mapping[str, Any], step: int | None = None) -> None:
 
     if mlflow.active_run() is None:
         return
-    numeric = {key: float(value) for key, value in flatten("", metrics).items()
+    # MLflow refuses names with other characters; data reasons ("palette to RGB, gif ...") have them.
+    numeric = {re.sub(r"[^\w\-. :/]", "_", key): float(value)
+               for key, value in flatten("", metrics).items()
                if isinstance(value, (int, float)) and not isinstance(value, bool)
                and value == value}
     if numeric:

@@ -18,13 +18,24 @@ from pixelflip import tracking
 from pixelflip.io import atomic_path, write_json
 
 
-def load_datasets(prepared_dir: Path, *, batch_size: int, random_state: int) -> dict[str, Any]:
-    """``{"train", "val", "test"}`` tf.data datasets; only ``train`` is shuffled."""
+def load_datasets(prepared_dir: Path, *, batch_size: int, random_state: int,
+                  augment: Any = None) -> dict[str, Any]:
+    """``{"train", "val", "test"}`` tf.data datasets; only ``train`` is shuffled and augmented.
+
+    ``augment`` is the ``train.augment`` params section (or None for no augmentation).
+    """
+    from pixelflip.data.augment import augment_dataset, build_augmenter
     from pixelflip.data.loaders import make_dataset
 
-    return {split: make_dataset(prepared_dir, split, batch_size=batch_size,
-                                shuffle=split == "train", random_state=random_state)
-            for split in ("train", "val", "test")}
+    datasets = {split: make_dataset(prepared_dir, split, batch_size=batch_size,
+                                    shuffle=split == "train", random_state=random_state)
+                for split in ("train", "val", "test")}
+    if augment is not None:
+        augmenter = build_augmenter(horizontal_flip=augment.horizontal_flip,
+                                    rotation=augment.rotation, translation=augment.translation,
+                                    random_state=random_state)
+        datasets["train"] = augment_dataset(datasets["train"], augmenter)
+    return datasets
 
 
 def fit_and_evaluate(model: Any, datasets: dict[str, Any], *, learning_rate: float, epochs: int,

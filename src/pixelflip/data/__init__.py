@@ -1,8 +1,10 @@
 """From a source of class-folder images to cleaned split arrays a model trains from.
 
-Modules: ``sources`` (download stage), ``archive`` (raw zip format), ``inspect`` (per-file
-status), ``prepare`` (validate stage: clean, resize, split), ``expectations`` (Great
-Expectations checks and Data Docs), ``loaders`` (memory maps and tf.data; imports TensorFlow).
+Modules: ``sources`` and ``kaggle`` (download stage), ``archive`` (raw zip format and its
+safety checks), ``selection`` (which members are used), ``inspect`` (per-file status), ``scan``
+(parallel inspection), ``prepare`` (validate stage: clean, resize, split), ``expectations``
+(Great Expectations suites and Data Docs), ``loaders`` (memory maps and tf.data) and ``augment``
+(training-batch augmentation); the last two import TensorFlow.
 
 Names are imported lazily, so ``import pixelflip.data`` costs neither TensorFlow nor Great
 Expectations; only the module that defines a name is imported when the name is used.
@@ -15,6 +17,7 @@ import importlib
 _EXPORTS = {
     "download_source": "sources",
     "file_sha256": "sources",
+    "KaggleDownloadError": "kaggle",
     "SOURCES": "sources",
     "ArchiveMember": "archive",
     "read_class_members": "archive",
@@ -27,6 +30,12 @@ _EXPORTS = {
     "MANIFEST_COLUMNS": "prepare",
     "SPLITS": "prepare",
     "ExpectationReport": "expectations",
+    "DataReport": "expectations",
+    "UnsafeArchiveError": "archive",
+    "scan_members": "scan",
+    "select_members": "selection",
+    "build_augmenter": "augment",
+    "augment_dataset": "augment",
     "check_manifest": "expectations",
     "load_classes": "loaders",
     "load_split": "loaders",

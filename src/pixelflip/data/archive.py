@@ -3,6 +3,11 @@
 A member's class is the name of the folder it sits in directly, so wrapper folders such as
 ``PetImages/Cat/1.jpg`` (the Kaggle layout) and ``Cat/1.jpg`` both give class ``Cat``. Files at the
 top level belong to no class (label ``""``) and are skipped by validation.
+
+Archives come from the internet, so listing one also checks it is safe to read: a member with an
+absolute path or ``..`` (path traversal), or sizes that only a zip bomb has, refuses the whole
+archive before any member is read. Nothing is ever extracted to disk, so the check guards the
+members' names for every tool a user might point at the archive, not only ours.
 """
 
 from __future__ import annotations
@@ -18,6 +23,16 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".webp", ".
 
 # Folders that archivers add beside the real content (macOS resource forks); never data.
 IGNORED_FOLDERS = ("__MACOSX",)
+
+DEFAULT_MAX_COMPRESSION_RATIO = 100.0
+DEFAULT_MAX_UNCOMPRESSED_BYTES = 20 * 10**9
+# Tiny members compress absurdly well for innocent reasons (a page of blanks); only members
+# this large count towards the compression-ratio check.
+_RATIO_CHECK_MIN_BYTES = 1 << 20
+
+
+class UnsafeArchiveError(ValueError):
+    """An archive refused as a whole: path traversal or zip-bomb sizes."""
 
 
 @dataclass(frozen=True)
@@ -57,11 +72,19 @@ def class_of(member_name: str) -> str:
     return PurePosixPath(member_name.replace("\\", "/")).parent.name
 
 
-def read_class_members(zip_path: str | os.PathLike) -> list[ArchiveMember]:
-    """List the files of a class-folder zip, sorted by member name.
+def read_class_members(
+    zip_path: str | os.PathLike,
+    *,
+    max_compression_ratio: float = DEFAULT_MAX_COMPRESSION_RATIO,
+    max_uncompressed_bytes: float = DEFAULT_MAX_UNCOMPRESSED_BYTES,
+) -> list[ArchiveMember]:
+    """List the files of a class-folder zip, sorted by member name, after checking it is safe.
 
     Args:
         zip_path: path to the zip.
+        max_compression_ratio: refuse the archive if a member over 1 MiB unpacked is
+            compressed more than this (uncompressed / compressed bytes).
+        max_uncompressed_bytes: refuse the archive if its members unpack to more than this.
 
     Returns:
         One ``ArchiveMember`` per file (directories and ``__MACOSX`` metadata left out), sorted
@@ -70,6 +93,8 @@ def read_class_members(zip_path: str | os.PathLike) -> list[ArchiveMember]:
 
     Raises:
         ValueError: if the file does not exist or is not a zip.
+        UnsafeArchiveError: for a member path that is absolute or contains ``..``, or sizes
+            beyond the limits; the message names the member and the limit.
     """
     zip_path = Path(zip_path)
     if not zip_path.is_file():
@@ -78,12 +103,57 @@ def read_class_members(zip_path: str | os.PathLike) -> list[ArchiveMember]:
         raise ValueError(f"Archive {zip_path} is not a zip file; expected a .zip of class folders.")
     with zipfile.ZipFile(zip_path) as archive:
         infos = archive.infolist()
+    check_archive_safety(
+        zip_path,
+        infos,
+        max_compression_ratio=max_compression_ratio,
+        max_uncompressed_bytes=max_uncompressed_bytes,
+    )
     members = [
         ArchiveMember(path=info.filename, label=class_of(info.filename), size=info.file_size)
         for info in infos
         if not info.is_dir() and not _is_ignored(info.filename)
     ]
     return sorted(members, key=lambda member: member.path)
+
+
+def check_archive_safety(
+    zip_path: str | os.PathLike,
+    infos: Iterable[zipfile.ZipInfo],
+    *,
+    max_compression_ratio: float,
+    max_uncompressed_bytes: float,
+) -> None:
+    """Raise ``UnsafeArchiveError`` for path traversal or zip-bomb sizes; see read_class_members.
+
+    Sizes are the ones the zip declares; ``zipfile`` never returns more bytes than a member
+    declares (and fails its CRC check if the data disagrees), so the declared sizes bound what
+    reading the archive can cost.
+    """
+    total = 0
+    for info in infos:
+        name = info.filename
+        if _is_unsafe_path(name):
+            raise UnsafeArchiveError(
+                f"Refusing archive {zip_path}: member {name!r} has an absolute path or '..', "
+                "which could write outside the target folder (path traversal); repack the "
+                "archive with relative class-folder paths."
+            )
+        total += info.file_size
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size >= _RATIO_CHECK_MIN_BYTES and ratio > max_compression_ratio:
+            raise UnsafeArchiveError(
+                f"Refusing archive {zip_path}: member {name!r} unpacks {info.file_size:,} bytes "
+                f"from {info.compress_size:,} (ratio {ratio:,.0f} > "
+                f"validate.max_compression_ratio {max_compression_ratio:g}), the signature of a "
+                "zip bomb; if the archive is genuine, raise validate.max_compression_ratio."
+            )
+    if total > max_uncompressed_bytes:
+        raise UnsafeArchiveError(
+            f"Refusing archive {zip_path}: its members unpack to {total:,} bytes, more than "
+            f"validate.max_uncompressed_gb allows ({max_uncompressed_bytes / 1e9:g} GB); if the "
+            "archive is genuine, raise validate.max_uncompressed_gb."
+        )
 
 
 def iter_member_bytes(
@@ -96,6 +166,12 @@ def iter_member_bytes(
     with zipfile.ZipFile(zip_path) as archive:
         for member in members:
             yield member, archive.read(member.path)
+
+
+def _is_unsafe_path(member_name: str) -> bool:
+    name = member_name.replace("\\", "/")
+    drive_letter = len(name) > 1 and name[1] == ":"
+    return name.startswith("/") or drive_letter or ".." in PurePosixPath(name).parts
 
 
 def _is_ignored(member_name: str) -> bool:

