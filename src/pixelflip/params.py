@@ -224,7 +224,8 @@ def _check_value(key: str, value: Any, kind: Any, rules: dict) -> Any:
         (item_kind,) = typing.get_args(base)
         checked = [_check_scalar(f"{key}[{index}]", item, item_kind, rules)
                    for index, item in enumerate(value)]
-        if len(set(checked)) != len(checked):
+        # A module or method listed twice is a mistake; repeated layer widths are not.
+        if rules.get("choices") and len(set(checked)) != len(checked):
             raise ParamsError(f"{key} lists a value twice: {value!r}")
         return checked
     return _check_scalar(key, value, base, rules)
