@@ -32,7 +32,8 @@ CATS_VS_DOGS := -S data.image_size=128 -S data.color_mode=rgb -S validate.min_si
 	-S train.augment.horizontal_flip=true -S train.augment.rotation=0.05 \
 	-S train.augment.translation=0.1 -S attention.epochs=5 -S attention.batch_size=32 \
 	-S counterfactuals.num_images=16 -S counterfactuals.batch_size=16 \
-	-S counterfactuals.binary_search_steps=3 -S counterfactuals.figure_images=6
+	-S counterfactuals.binary_search_steps=3 -S counterfactuals.figure_images=6 \
+	-S counterfactuals.initial_prediction_weight=10 -S counterfactuals.l1_weight=0.05
 DATA ?=
 CATS_VS_DOGS_SOURCE := $(if $(DATA),-S data.source=folder -S data.path=$(abspath $(DATA)),-S data.source=kaggle)
 

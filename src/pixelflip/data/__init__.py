@@ -1,10 +1,12 @@
 """From a source of class-folder images to cleaned split arrays a model trains from.
 
 Modules: ``sources`` and ``kaggle`` (download stage), ``archive`` (raw zip format and its
-safety checks), ``selection`` (which members are used), ``inspect`` (per-file status), ``scan``
-(parallel inspection), ``prepare`` (validate stage: clean, resize, split), ``expectations``
-(Great Expectations suites and Data Docs), ``loaders`` (memory maps and tf.data) and ``augment``
-(training-batch augmentation); the last two import TensorFlow.
+safety checks), ``selection`` (which members are used), ``headers`` (format, size and
+orientation from an image's header), ``inspect`` (per-file status), ``scan`` (parallel
+inspection), ``prepare`` (validate stage: clean, resize, split), ``suites`` (what the Great
+Expectations suites expect), ``expectations`` (running the suites, Data Docs), ``loaders``
+(memory maps and tf.data) and ``augment`` (training-batch augmentation); the last two import
+TensorFlow.
 
 Names are imported lazily, so ``import pixelflip.data`` costs neither TensorFlow nor Great
 Expectations; only the module that defines a name is imported when the name is used.

@@ -8,10 +8,10 @@ Two sides, one Data Docs site:
   guard the cleaned data a model trains on; ``DataReport.success`` is theirs alone.
 
 A Great Expectations suite is validated against one table, so the class-balance rule, which is
-about counts per class, has its own small suite beside ``clean_data``. Everything runs in an
-ephemeral context: nothing is written outside ``docs_dir`` (no ``gx/`` project folder). Great
-Expectations is imported inside ``check_manifest`` because importing it takes seconds that other
-callers should not pay.
+about counts per class, has its own small suite beside ``clean_data``. What each suite expects is
+defined in ``suites``; this module runs them. Everything runs in an ephemeral context: nothing is
+written outside ``docs_dir`` (no ``gx/`` project folder). Great Expectations is imported inside
+``check_manifest`` because importing it takes seconds that other callers should not pay.
 """
 
 from __future__ import annotations
@@ -23,15 +23,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from pixelflip.data.inspect import STATUSES, USED_STATUSES, require_positive_int
-from pixelflip.data.prepare import MANIFEST_COLUMNS, SPLITS
+from pixelflip.data.inspect import require_positive_int
+from pixelflip.data.suites import (
+    class_balance_expectations,
+    class_table,
+    clean_expectations,
+    raw_expectations,
+    used_images_table,
+)
 from pixelflip.io import atomic_path
 
 RAW_SUITE = "raw_manifest"
 CLEAN_SUITE = "clean_data"
 CLASS_BALANCE_SUITE = "clean_data_class_balance"
-# The formats ``inspect.sniff_format`` names; anything else reads "unknown".
-IMAGE_FORMATS = ("jpeg", "png", "bmp", "gif", "webp", "tiff")
 _SITE_NAME = "local_site"
 _RUN_NAME = "validate"
 _SAMPLE_SIZE = 20
@@ -136,16 +140,19 @@ def check_manifest(
 
     docs_dir = Path(docs_dir)
     manifest = _normalized(manifest)
-    used_images = _used_images(manifest)
-    raw_runs = [_SuiteRun(RAW_SUITE, manifest, _raw_expectations(), ("path", "reason"))]
+    used_images = used_images_table(manifest)
+    raw_runs = [_SuiteRun(RAW_SUITE, manifest, raw_expectations(), ("path", "reason"))]
     clean_runs = [
         _SuiteRun(
-            CLEAN_SUITE, used_images, _clean_expectations(classes, min_side, max_pixels), ("path",)
+            CLEAN_SUITE,
+            used_images,
+            clean_expectations(classes=classes, min_side=min_side, max_pixels=max_pixels),
+            ("path",),
         ),
         _SuiteRun(
             CLASS_BALANCE_SUITE,
-            _class_table(used_images, classes),
-            _class_balance_expectations(max_class_ratio),
+            class_table(used_images, classes=classes),
+            class_balance_expectations(max_class_ratio),
             ("label",),
         ),
     ]
@@ -234,151 +241,6 @@ def _side_report(named_results: list[tuple[str, object]], docs_index: Path) -> E
         results=results,
         docs_index=docs_index,
         suites=tuple(suite for suite, _ in named_results),
-    )
-
-
-def _raw_expectations() -> list:
-    import great_expectations.expectations as gxe
-    from great_expectations.expectations.row_conditions import Column
-
-    image_files = Column("status").is_in([status for status in STATUSES if status != "skipped"])
-    excluded = Column("status").is_in([s for s in STATUSES if s not in USED_STATUSES])
-    return [
-        gxe.ExpectTableRowCountToBeBetween(
-            min_value=1, description="The archive held at least one member."
-        ),
-        gxe.ExpectTableColumnsToMatchOrderedList(column_list=list(MANIFEST_COLUMNS)),
-        *(gxe.ExpectColumnValuesToNotBeNull(column=column) for column in ("path", "status")),
-        # A null sha256 on an image file means the member could not even be read (skipped
-        # files outside the chosen classes or subset are deliberately never read).
-        gxe.ExpectColumnValuesToNotBeNull(
-            column="sha256",
-            row_condition=image_files,
-            description="Every image file could be read from the archive (it has a sha256).",
-        ),
-        gxe.ExpectColumnValuesToBeUnique(column="path"),
-        gxe.ExpectColumnValuesToBeInSet(column="status", value_set=list(STATUSES)),
-        gxe.ExpectColumnValuesToBeBetween(
-            column="bytes",
-            min_value=1,
-            row_condition=image_files,
-            description="Every image file (status other than skipped) is non-empty.",
-        ),
-        gxe.ExpectColumnValuesToBeInSet(
-            column="format",
-            value_set=list(IMAGE_FORMATS),
-            row_condition=image_files,
-            description=f"Every image file holds a known format: {', '.join(IMAGE_FORMATS)}.",
-        ),
-        gxe.ExpectColumnValuesToNotBeNull(
-            column="reason",
-            row_condition=excluded,
-            description="Every quarantined or skipped member says why.",
-        ),
-        gxe.ExpectColumnValuesToBeNull(
-            column="split",
-            row_condition=excluded,
-            description="Only used (kept or converted) images are assigned to a split.",
-        ),
-        gxe.ExpectColumnValuesToNotBeInSet(
-            column="status",
-            value_set=["quarantined"],
-            description=(
-                "No member is quarantined. Failing, the table lists the quarantined paths with "
-                "their reasons (manifest.csv has them all)."
-            ),
-        ),
-    ]
-
-
-def _clean_expectations(classes: list[str], min_side: int, max_pixels: int) -> list:
-    import great_expectations.expectations as gxe
-
-    # A null width or height means the image was never decoded; a null format, label, split or
-    # sha256 would slip past the set and uniqueness rules below, which skip nulls.
-    not_null = ("format", "width", "height", "label", "split", "sha256")
-    return [
-        *(gxe.ExpectColumnValuesToNotBeNull(column=column) for column in not_null),
-        gxe.ExpectColumnValuesToBeInSet(
-            column="format",
-            value_set=list(IMAGE_FORMATS),
-            description="Every image was decoded from a known format.",
-        ),
-        *(
-            gxe.ExpectColumnValuesToBeBetween(
-                column=column,
-                min_value=min_side,
-                description=f"Every image's {column} is at least {min_side} (validate.min_side).",
-            )
-            for column in ("width", "height")
-        ),
-        gxe.ExpectColumnValuesToBeBetween(
-            column="pixels",
-            max_value=max_pixels,
-            description=f"Every image has at most {max_pixels} pixels (validate.max_pixels).",
-        ),
-        gxe.ExpectColumnValuesToBeInSet(column="label", value_set=classes),
-        gxe.ExpectColumnValuesToBeInSet(column="split", value_set=list(SPLITS)),
-        gxe.ExpectColumnDistinctValuesToContainSet(
-            column="split",
-            value_set=list(SPLITS),
-            description=f"Every split ({', '.join(SPLITS)}) holds at least one image.",
-        ),
-        gxe.ExpectColumnValuesToBeUnique(
-            column="sha256", description="No two used images have the same content (sha256)."
-        ),
-        gxe.ExpectColumnValuesToBeBetween(
-            column="splits_holding_sha256",
-            min_value=1,
-            max_value=1,
-            description="Splits are disjoint by sha256: each image's content is in one split only.",
-        ),
-    ]
-
-
-def _class_balance_expectations(max_class_ratio: float) -> list:
-    import great_expectations.expectations as gxe
-
-    return [
-        gxe.ExpectColumnValuesToBeBetween(
-            column="images", min_value=1, description="Every class has at least one image."
-        ),
-        gxe.ExpectColumnValuesToBeBetween(
-            column="largest_class_over_this",
-            max_value=max_class_ratio,
-            description=(
-                f"Classes are balanced: the largest class has at most {max_class_ratio:g} times "
-                f"the images of each class (validate.max_class_ratio)."
-            ),
-        ),
-    ]
-
-
-def _used_images(manifest: pd.DataFrame) -> pd.DataFrame:
-    """The used (kept/converted) rows, plus derived ``pixels`` and ``splits_holding_sha256``.
-
-    A manifest column that is missing comes back all null, so the clean side's "not null"
-    expectations name it instead of every expectation on it raising.
-    """
-    table = manifest.reindex(columns=list(MANIFEST_COLUMNS))
-    used = table[table["status"].isin(USED_STATUSES)].reset_index(drop=True)
-    used["pixels"] = used["width"] * used["height"]
-    splits_per_sha256 = used.groupby("sha256")["split"].transform("nunique")
-    # Rows without a split are already caught by "split not null"; leaving them out here keeps
-    # this expectation about overlap only.
-    used["splits_holding_sha256"] = splits_per_sha256.where(used["split"].notna())
-    return used
-
-
-def _class_table(used_images: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
-    """One row per class: ``label``, ``images`` and ``largest_class_over_this``.
-
-    The ratio is null for a class with no images, which the ``images >= 1`` expectation reports.
-    """
-    images = used_images["label"].value_counts().reindex(classes, fill_value=0).astype("int64")
-    ratio = images.max() / images.where(images > 0).astype("float64")
-    return pd.DataFrame(
-        {"label": classes, "images": images.to_numpy(), "largest_class_over_this": ratio.to_numpy()}
     )
 
 

@@ -14,25 +14,24 @@ Each file gets a status:
 Reasons read ``"<kind>: <detail>"`` (or just ``"<kind>"``), so counting the text before ``":"``
 groups them.
 
-Each file is read once: its header is parsed (JPEG and PNG here, the other formats through
-Pillow's lazy header reader), then it is decoded once, by OpenCV (Pillow only when OpenCV
-cannot). Sizes are checked from the header, so a decompression bomb is never decoded. JPEG
-orientation is applied here (OpenCV is told to ignore it) so that a reduced decode and the
-Pillow fallback give the same upright image; width and height always describe that upright image.
+Each file is read once: its header is parsed (``headers.read_header``: JPEG and PNG directly,
+the other formats through Pillow's lazy header reader), then it is decoded once, by OpenCV
+(Pillow only when OpenCV cannot). Sizes are checked from the header, so a decompression bomb is
+never decoded. JPEG orientation is applied here (OpenCV is told to ignore it) so that a reduced
+decode and the Pillow fallback give the same upright image; width and height always describe
+that upright image.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
-import struct
 import warnings
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from pixelflip.data.archive import file_extension, is_image_name
+from pixelflip.data.headers import open_with_pillow, read_header, sniff_format
 
 STATUSES = ("kept", "converted", "quarantined", "skipped")
 USED_STATUSES = ("kept", "converted")
@@ -42,57 +41,10 @@ _EXTENSION_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".jpe": "jpeg", ".png": "
                       ".bmp": "bmp", ".gif": "gif", ".webp": "webp", ".tif": "tiff",
                       ".tiff": "tiff"}  # fmt: skip
 _TARGET_MODE_NAMES = {"grayscale": "greyscale", "rgb": "RGB"}
-_JPEG_MODES = {1: "greyscale", 3: "RGB", 4: "CMYK"}
-_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}
-# Pillow's plugin for each format, e.g. PIL.BmpImagePlugin.BmpImageFile.
-_PILLOW_PLUGINS = {"bmp": "Bmp", "gif": "Gif", "jpeg": "Jpeg", "png": "Png", "tiff": "Tiff",
-                   "webp": "WebP"}  # fmt: skip
-# SOF0-SOF15 except DHT (C4), JPG (C8) and DAC (CC), which share the range.
-_JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-# Markers without a length field: TEM, RST0-7, SOI, EOI.
-_JPEG_STANDALONE_MARKERS = frozenset([0x01, *range(0xD0, 0xDA)])
 # OpenCV's DCT-scaled JPEG decode; the greyscale flags carry no colour bit, so OR-ing in
 # IMREAD_COLOR_RGB asks for RGB at the same scale.
 _REDUCED_DECODE_FLAGS = {8: cv2.IMREAD_REDUCED_GRAYSCALE_8, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
                          2: cv2.IMREAD_REDUCED_GRAYSCALE_2}  # fmt: skip
-_ORIENTATION_TAG = 0x0112
-
-
-@dataclass(frozen=True)
-class _Header:
-    """What a file's header says, before any pixel is decoded.
-
-    ``width``/``height`` are those of the upright image (EXIF orientation applied); ``problem``
-    is a full quarantine reason when the file cannot be decoded.
-    """
-
-    width: int | None = None
-    height: int | None = None
-    channels: int | None = None
-    source_mode: str | None = None
-    orientation: int = 1
-    trailing_bytes: int = 0
-    problem: str = ""
-
-
-def sniff_format(data: bytes) -> str:
-    """Image format from the file's first bytes (its magic number), whatever its name says.
-
-    Returns one of ``"jpeg", "png", "bmp", "gif", "webp", "tiff"`` or ``"unknown"``.
-    """
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if data.startswith(b"BM"):
-        return "bmp"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    if data.startswith((b"II*\x00", b"MM\x00*")):
-        return "tiff"
-    return "unknown"
 
 
 def inspect_image_bytes(
@@ -156,7 +108,7 @@ def inspect_image_bytes(
     if not data:
         return _mark(record, "quarantined", "empty file"), None
 
-    header = _read_header(data, image_format, extension)
+    header = read_header(data, image_format, extension)
     width, height = header.width, header.height
     if width is not None:
         record.update(width=width, height=height, channels=header.channels)
@@ -176,9 +128,7 @@ def inspect_image_bytes(
     if image_format != "jpeg":
         record["channels"] = 1 if pixels.ndim == 2 else int(pixels.shape[2])
 
-    is_palette = image_format == "gif" or (image_format == "png" and data[25] == 3)
-    source_mode = "palette" if is_palette else header.source_mode
-    image, notes = _to_color_mode(pixels, color_mode, source_mode)
+    image, notes = _to_color_mode(pixels, color_mode, header.source_mode)
     if image_format != _EXTENSION_FORMATS[extension]:
         notes.append(f"{image_format} data named {extension}")
     if header.orientation != 1:
@@ -201,105 +151,6 @@ def require_positive_int(name: str, value: object) -> None:
 def _mark(record: dict, status: str, reason: str) -> dict:
     record.update(status=status, reason=reason)
     return record
-
-
-def _read_header(data: bytes, image_format: str, extension: str) -> _Header:
-    """Dimensions and colour layout from the header alone; never decodes pixels."""
-    if image_format == "jpeg":
-        return _read_jpeg_header(data)
-    if image_format == "png":
-        if len(data) < 33 or data[12:16] != b"IHDR":
-            return _Header(problem="cannot decode: corrupt png data")
-        width, height = struct.unpack_from(">II", data, 16)
-        return _Header(width, height, _PNG_CHANNELS.get(data[25]))
-    if image_format == "unknown":
-        start = data[:1024].lstrip().lower()
-        if b"<html" in start or start.startswith(b"<!doctype html"):
-            return _Header(problem=f"cannot decode: html data named {extension}")
-        return _Header(problem="cannot decode: unknown format")
-    try:
-        with _open_with_pillow(data, image_format) as image:
-            bands = len(image.getbands())
-            # A palette index stands for an RGB colour.
-            channels = bands + 2 if image.mode in ("P", "PA") else bands
-            return _Header(image.width, image.height, channels)
-    except Exception:  # noqa: BLE001 - any Pillow failure means the header is unreadable
-        return _Header(problem=f"cannot decode: corrupt {image_format} data")
-
-
-def _read_jpeg_header(data: bytes) -> _Header:
-    """Walk the marker segments from SOI to the first SOS, then look for the end marker.
-
-    Collects the frame size and component count (SOF), the EXIF orientation (APP1) and whether
-    the data ends (EOI) or was cut. OpenCV and Pillow both decode CMYK JPEGs with Adobe's
-    inverted convention, which is what Photoshop and libjpeg write, so CMYK needs no flag here.
-    """
-    frame, orientation, position, size, end = (), 1, 2, len(data), 0
-    problem = "truncated: JPEG ends inside its header"
-    while True:
-        position = data.find(b"\xff", position)
-        # Any number of 0xFF fill bytes may precede a marker.
-        while 0 <= position < size - 1 and data[position + 1] == 0xFF:
-            position += 1
-        if position < 0 or position + 2 > size:
-            break
-        marker = data[position + 1]
-        if marker == 0xD9:
-            problem = "cannot decode: JPEG has no image data"
-            break
-        if marker in _JPEG_STANDALONE_MARKERS:
-            position += 2
-            continue
-        if position + 4 > size:
-            break
-        segment_end = position + 2 + int.from_bytes(data[position + 2 : position + 4], "big")
-        segment = data[position + 4 : segment_end]
-        if marker in _JPEG_FRAME_MARKERS and len(segment) >= 6:
-            height, width, components = struct.unpack_from(">HHB", segment, 1)
-            frame = (width, height, components, _JPEG_MODES.get(components, "RGB"))
-        elif marker == 0xE1 and segment.startswith(b"Exif\x00\x00"):
-            orientation = _exif_orientation(segment[6:])
-        elif marker == 0xDA:
-            end = _jpeg_end(data, segment_end)
-            problem = "" if end >= 2 or not frame else "truncated: JPEG end marker missing"
-            break
-        position = segment_end
-    if not frame or 0 in frame[:2]:
-        return _Header(problem=problem or "cannot decode: JPEG has no valid frame header")
-    if orientation >= 5:
-        frame = (frame[1], frame[0], *frame[2:])
-    if problem:
-        return _Header(*frame, orientation, problem=problem)
-    return _Header(*frame, orientation, trailing_bytes=size - end)
-
-
-def _jpeg_end(data: bytes, scan_start: int) -> int:
-    """Position just past the end marker (EOI) after ``scan_start``; 1 when there is none.
-
-    Entropy-coded data escapes every 0xFF as FF00, so FFD9 after the scan header is the end
-    marker (an EXIF thumbnail's own FFD9 lies before it). A file that ends in FFD9 is complete:
-    the common case, checked without a search.
-    """
-    if data.endswith(b"\xff\xd9") and len(data) - 2 >= scan_start:
-        return len(data)
-    return data.find(b"\xff\xd9", scan_start) + 2
-
-
-def _exif_orientation(tiff: bytes) -> int:
-    """The orientation tag (1-8) of IFD0 in an EXIF TIFF block; 1 when absent or malformed."""
-    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
-    if order is None:
-        return 1
-    try:
-        (offset,) = struct.unpack_from(order + "I", tiff, 4)
-        (count,) = struct.unpack_from(order + "H", tiff, offset)
-        for entry in range(offset + 2, offset + 2 + 12 * count, 12):
-            tag, kind, _, value = struct.unpack_from(order + "HHIH", tiff, entry)
-            if tag == _ORIENTATION_TAG:
-                return value if kind == 3 and 1 <= value <= 8 else 1
-    except struct.error:
-        pass
-    return 1
 
 
 def _reduction(width: int, height: int, target_size: int | None) -> int:
@@ -332,25 +183,12 @@ def _decode(data: bytes, image_format: str, color_mode: str, reduction: int) -> 
     return _decode_with_pillow(data, image_format) if pixels is None else pixels
 
 
-def _open_with_pillow(data: bytes, image_format: str):
-    """Open lazily (header only) with the format's own Pillow plugin.
-
-    Calling the plugin class directly skips ``Image.open``'s decompression-bomb check, whose
-    global limit is not ours to change: ``max_pixels`` has been checked from the header.
-    """
-    import importlib
-
-    name = _PILLOW_PLUGINS[image_format]
-    plugin = importlib.import_module(f"PIL.{name}ImagePlugin")
-    return getattr(plugin, f"{name}ImageFile")(io.BytesIO(data))
-
-
 def _decode_with_pillow(data: bytes, image_format: str) -> np.ndarray | None:
     """Fallback decoder for what OpenCV refuses; same layout as ``_decode``."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with _open_with_pillow(data, image_format) as image:
+            with open_with_pillow(data, image_format) as image:
                 image.load()
                 if image.mode in ("P", "PA"):
                     image = image.convert("RGBA" if "transparency" in image.info else "RGB")
