@@ -52,6 +52,7 @@ ui: setup
 
 bench: setup
 	$(BIN)/python benchmarks/counterfactuals.py --num-images 64 --max-iterations 100 --epochs 5
+	$(BIN)/python benchmarks/validation.py --images 4000 --workers 2
 
 clean:
 	rm -rf $(VENV)

@@ -139,7 +139,7 @@ def test_stored_images_are_the_resized_originals(prepared):
     for position, row in test_rows.iterrows():
         original = cv2.imdecode(np.frombuffer(members[row["path"]], np.uint8), cv2.IMREAD_COLOR)
         original = cv2.cvtColor(original, cv2.COLOR_BGR2RGB)
-        interpolation = cv2.INTER_AREA if min(original.shape[:2]) >= 16 else cv2.INTER_LINEAR
+        interpolation = cv2.INTER_AREA if min(original.shape[:2]) >= 32 else cv2.INTER_LINEAR
         expected = cv2.resize(original, (16, 16), interpolation=interpolation)
         np.testing.assert_array_equal(images[position], expected)
         assert CLASSES[labels[position]] == row["label"]

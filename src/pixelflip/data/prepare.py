@@ -292,13 +292,16 @@ def _write_split(
 def _stratified_split(
     labels: np.ndarray, val_fraction: float, test_fraction: float, random_state: int
 ) -> dict[str, np.ndarray]:
-    """Positions into ``labels`` for each split, each sorted (so arrays keep archive order)."""
+    """Positions into ``labels`` for each split, each sorted (so arrays keep archive order).
+
+    Held-out sizes are rounded up (test first, then val from the rest), and each split takes
+    every class in proportion, the rounding remainders going to the classes with the largest
+    fractions. Written with NumPy rather than scikit-learn's ``train_test_split`` because
+    importing scikit-learn costs two seconds, as long as validating two thousand photos.
+    """
     count = len(labels)
-    # train_test_split rounds the held-out part up and the rest down; mirror it to name the
-    # split that would be empty before sklearn fails with a less specific message.
     test_size = math.ceil(test_fraction * count)
-    val_share = val_fraction / (1.0 - test_fraction)
-    val_size = math.ceil(val_share * (count - test_size))
+    val_size = math.ceil(val_fraction / (1.0 - test_fraction) * (count - test_size))
     sizes = {"test": test_size, "val": val_size, "train": count - test_size - val_size}
     for split, size in sizes.items():
         if size < 1:
@@ -307,25 +310,41 @@ def _stratified_split(
                 f"val_fraction={val_fraction} and test_fraction={test_fraction}; add more images "
                 f"or use smaller fractions."
             )
-    # sklearn pulls in scipy (seconds); import it only where the split is made.
-    from sklearn.model_selection import train_test_split
-
-    positions = np.arange(count)
-    try:
-        rest, test = train_test_split(
-            positions, test_size=test_fraction, stratify=labels, random_state=random_state
-        )
-        train, val = train_test_split(
-            rest, test_size=val_share, stratify=labels[rest], random_state=random_state
-        )
-    except ValueError as error:
+    classes, class_counts = np.unique(labels, return_counts=True)
+    too_small = {split: size for split, size in sizes.items() if size < len(classes)}
+    if too_small or class_counts.min() < len(SPLITS):
         raise ValueError(
             f"Cannot make a stratified train/val/test split of {count} usable images in "
-            f"{len(np.unique(labels))} classes with val_fraction={val_fraction} and "
-            f"test_fraction={test_fraction} ({error}); add more images per class or change the "
-            f"fractions so every split can hold each class."
-        ) from error
-    return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+            f"{len(classes)} classes (smallest class: {class_counts.min()} images; split sizes "
+            f"{sizes}) with val_fraction={val_fraction} and test_fraction={test_fraction}; add "
+            "more images per class or change the fractions so every split can hold each class."
+        )
+    rng = np.random.default_rng(random_state)
+    members = {label: rng.permutation(np.flatnonzero(labels == label)) for label in classes}
+    remaining = class_counts.copy()
+    taken = np.zeros_like(class_counts)
+    splits = {}
+    for split in ("test", "val"):
+        shares = _proportional_shares(remaining, sizes[split])
+        splits[split] = np.concatenate(
+            [members[label][taken[i] : taken[i] + shares[i]] for i, label in enumerate(classes)]
+        )
+        taken += shares
+        remaining -= shares
+    splits["train"] = np.concatenate(
+        [members[label][taken[i] :] for i, label in enumerate(classes)]
+    )
+    return {split: np.sort(splits[split]) for split in SPLITS}
+
+
+def _proportional_shares(counts: np.ndarray, total: int) -> np.ndarray:
+    """Split ``total`` over classes in proportion to ``counts``, by largest remainder."""
+    exact = counts * total / counts.sum()
+    shares = np.floor(exact).astype(np.int64)
+    # Stable order: ties go to the earlier class, so the split never depends on sort quirks.
+    order = np.argsort(-(exact - shares), kind="stable")
+    shares[order[: total - shares.sum()]] += 1
+    return shares
 
 
 def _too_few_classes_message(archive_path: Path, classes: list[str], manifest: pd.DataFrame) -> str:

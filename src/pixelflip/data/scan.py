@@ -156,11 +156,15 @@ def _inspect_member(path: str, settings: InspectionSettings) -> tuple[dict, np.n
 
 
 def resize_image(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize (H, W, C) uint8 to (size, size, C); area averaging when shrinking avoids aliasing."""
+    """Resize (H, W, C) uint8 to (size, size, C).
+
+    Area averaging when shrinking by 2x or more avoids aliasing; below that, bilinear is as
+    good and several times faster (a JPEG decoded at reduced DCT scale arrives within 2x).
+    """
     height, width = image.shape[:2]
     if (height, width) == (size, size):
         return image
-    shrinking = height >= size and width >= size
-    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    shrinking_a_lot = height >= 2 * size and width >= 2 * size
+    interpolation = cv2.INTER_AREA if shrinking_a_lot else cv2.INTER_LINEAR
     resized = cv2.resize(image, (size, size), interpolation=interpolation)
     return resized.reshape(size, size, image.shape[2])
