@@ -43,10 +43,14 @@ def assert_png(path, minimum_bytes=5_000):
     return pixels
 
 
-def make_result(count=3, channels=1) -> CounterfactualResult:
+def make_result(count=3, channels=1, size=10, originals=None, perturbations=None):
+    """Image 0..count-2 flipped from "cat" to "dog", the last one failed."""
     rng = np.random.default_rng(0)
-    originals = rng.uniform(0, 1, (count, 10, 10, channels)).astype(np.float32)
-    counterfactuals = np.clip(originals + rng.normal(0, 0.2, originals.shape), 0, 1)
+    if originals is None:
+        originals = rng.uniform(0, 1, (count, size, size, channels)).astype(np.float32)
+    if perturbations is None:
+        perturbations = rng.normal(0, 0.2, originals.shape)
+    counterfactuals = np.clip(originals + perturbations, 0, 1)
     probabilities = np.tile([0.7, 0.2, 0.1], (count, 1))
     return CounterfactualResult(
         method="elastic_net",
@@ -189,3 +193,107 @@ def test_model_comparison_draws_one_group_per_model(tmp_path):
         plots.plot_model_comparison(frame, ["latency"])
     with pytest.raises(ValueError, match="empty"):
         plots.plot_model_comparison(frame.iloc[:0], ["accuracy"])
+
+
+def labels_of(figure) -> list[str]:
+    return [axis.get_label() for axis in figure.axes]
+
+
+def drawn_overlays(figure) -> list[np.ndarray]:
+    return [
+        np.asarray(axis.images[0].get_array()) for axis in figure.axes
+        if axis.get_label() == "overlay"
+    ]
+
+
+@pytest.mark.parametrize(("size", "channels"), [(28, 1), (128, 3)])
+def test_explanation_grid_has_four_panels_per_row(tmp_path, size, channels):
+    result = make_result(count=3, channels=channels, size=size)
+    # Grad-CAM maps at a coarse feature-map resolution, stretched over the image.
+    maps = np.random.default_rng(1).uniform(0, 1, (3, 7, 7))
+    figure = plots.plot_explanation_grid(
+        result, maps, ["cat", "dog", "bird"], rows=2, title="base / elastic_net"
+    )
+    assert len(figure.axes) == 2 * 4
+    assert labels_of(figure) == ["original", "attribution", "counterfactual", "overlay"] * 2
+    titles = [axis.get_title() for axis in figure.axes]
+    assert titles[0] == "#0 original: cat (0.70)" and titles[4].startswith("#1 original: cat")
+    assert titles[2].startswith("counterfactual: dog (0.70)") and "flipped" in titles[2]
+    assert titles[1] == "Grad-CAM" and titles[3].startswith("overlay")
+    assert figure.get_suptitle() == "base / elastic_net"
+    # The attribution panel: the grey image, then the map over the whole image.
+    grey, heat = figure.axes[1].images
+    assert grey.get_array().shape == (size, size) and grey.get_cmap().name == "gray"
+    assert heat.get_cmap().name == "jet" and heat.get_extent() == [
+        -0.5, size - 0.5, size - 0.5, -0.5
+    ]
+    first_overlay = drawn_overlays(figure)[0]
+    assert first_overlay.shape == (size, size, 3)
+    np.testing.assert_allclose(
+        first_overlay, plots.perturbation_overlay(result.originals[0], result.perturbations[0])
+    )
+    path = tmp_path / "explanations.png"
+    plots.save_figure(figure, path)
+    pixels = assert_png(path)
+    assert pixels.shape[1] == round(4 * 2.7 * plots.DPI)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_overlay_is_red_where_brighter_and_blue_where_darker(channels):
+    originals = np.full((2, 6, 6, channels), 0.5, dtype=np.float32)
+    perturbations = np.zeros_like(originals)
+    perturbations[0, 1, 1] = 0.4  # brighter, the largest change: pure red
+    perturbations[0, 2, 3] = -0.2  # darker, half the largest: half-way to blue
+    result = make_result(count=2, originals=originals, perturbations=perturbations)
+    figure = plots.plot_explanation_grid(result, None, ["cat", "dog", "bird"], rows=1)
+    (overlay,) = drawn_overlays(figure)
+    np.testing.assert_allclose(overlay[1, 1], [1.0, 0.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(overlay[2, 3], [0.25, 0.25, 0.75], atol=1e-6)
+    unchanged = np.ones((6, 6), dtype=bool)
+    unchanged[1, 1] = unchanged[2, 3] = False
+    np.testing.assert_allclose(overlay[unchanged], 0.5, atol=1e-6)  # grey, untinted
+    colours = overlay.reshape(-1, 3)
+    assert is_red(colours).sum() == 1 and is_blue(colours).sum() == 1
+    # Without attribution maps the Grad-CAM column is left out.
+    assert labels_of(figure) == ["original", "counterfactual", "overlay"]
+
+
+def test_overlay_of_an_unchanged_image_is_its_grey_version():
+    image = np.random.default_rng(2).uniform(0, 1, (5, 4, 3)).astype(np.float32)
+    overlay = plots.perturbation_overlay(image, np.zeros_like(image))
+    np.testing.assert_allclose(overlay, np.repeat(image.mean(axis=-1, keepdims=True), 3, -1))
+    with pytest.raises(ValueError, match="perturbation"):
+        plots.perturbation_overlay(image, np.zeros((5, 4, 1)))
+    with pytest.raises(ValueError, match="image"):
+        plots.perturbation_overlay(image[..., :2], image[..., :2])
+
+
+def test_explanation_row_draws_one_image(tmp_path):
+    result = make_result(count=3, channels=1, size=28)
+    maps = np.random.default_rng(3).uniform(0, 1, (3, 28, 28, 1))
+    figure = plots.plot_explanation_row(result, maps, None, index=2, title="cbam")
+    assert labels_of(figure) == ["original", "attribution", "counterfactual", "overlay"]
+    titles = [axis.get_title() for axis in figure.axes]
+    assert titles[0] == "#2 original: 0 (0.70)" and "failed" in titles[2]
+    assert figure.axes[2].title.get_color() == plots.FAILURE_COLOR
+    path = tmp_path / "row.png"
+    plots.save_figure(figure, path)
+    assert_png(path)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda result: plots.plot_explanation_grid(result, np.zeros((2, 4, 4)), None),
+         "attribution_maps"),
+        (lambda result: plots.plot_explanation_grid(result, np.full((3, 4, 4), np.nan), None),
+         "attribution_maps"),
+        (lambda result: plots.plot_explanation_grid(result, None, None, rows=0), "rows"),
+        (lambda result: plots.plot_explanation_grid(result, None, ["cat"]), "class_names"),
+        (lambda result: plots.plot_explanation_row(result, None, None, index=3), "index"),
+        (lambda result: plots.plot_explanation_row(result, None, ["cat"]), "class_names"),
+    ],
+)
+def test_explanation_figures_reject_bad_arguments(call, message):
+    with pytest.raises(ValueError, match=message):
+        call(make_result())

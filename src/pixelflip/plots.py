@@ -7,6 +7,7 @@ PNG atomically.
 
 from __future__ import annotations
 
+import numbers
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -22,6 +23,9 @@ from pixelflip.io import atomic_path
 DPI = 120
 # Diverging and reversed so that positive changes (brighter) are red, negative (darker) blue.
 PERTURBATION_COLORMAP = "RdBu_r"
+ATTRIBUTION_COLORMAP = "jet"
+_RED = np.array([1.0, 0.0, 0.0], dtype=np.float32)
+_BLUE = np.array([0.0, 0.0, 1.0], dtype=np.float32)
 SUCCESS_COLOR = "#1a7f37"
 FAILURE_COLOR = "#cf222e"
 
@@ -87,40 +91,100 @@ def plot_counterfactual_grid(
     probabilities and the target; the counterfactual title is green with "flipped" for a
     success and red with "failed" otherwise. Shows the first ``max_images`` images.
     """
-    if isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1:
-        raise ValueError(f"max_images={max_images!r} is invalid; expected an integer >= 1.")
-    if len(result) == 0:
-        raise ValueError("result holds no images; expected at least one counterfactual to plot.")
-    if class_names is not None and len(class_names) != result.num_classes:
-        raise ValueError(
-            f"class_names has {len(class_names)} entries; expected {result.num_classes}, one per "
-            "class."
-        )
-    from pixelflip.explain.result import target_label
-
-    rows = min(len(result), max_images)
+    rows = _rows_to_draw(result, class_names, max_images, name="max_images")
     figure = _new_figure(figsize=(9.0, 2.9 * rows))
     axes = np.asarray(figure.subplots(rows, 3)).reshape(rows, 3)
     for row in range(rows):
-        original_class = int(result.original_predictions[row])
-        reached_class = int(result.counterfactual_predictions[row])
-        succeeded = bool(result.success[row])
-        target = target_label(int(result.targets[row]), class_names)
+        original_title, counterfactual_title = _result_titles(result, row, class_names)
         _draw_triplet(
             figure,
             axes[row],
             result.originals[row],
             result.counterfactuals[row],
             result.perturbations[row],
-            original_title=f"#{row} {_name(original_class, class_names)} "
-            f"({result.original_probabilities[row, original_class]:.2f})",
-            counterfactual_title=f"{_name(reached_class, class_names)} "
-            f"({result.counterfactual_probabilities[row, reached_class]:.2f}), target {target}\n"
-            + ("flipped" if succeeded else "failed"),
+            original_title=original_title,
+            counterfactual_title=counterfactual_title,
         )
-        axes[row, 1].title.set_color(SUCCESS_COLOR if succeeded else FAILURE_COLOR)
+        _color_by_success(axes[row, 1], result, row)
     figure.suptitle(f"{result.method} counterfactuals ({rows} of {len(result)})")
     return figure
+
+
+def plot_explanation_row(
+    result,
+    attribution_maps,
+    class_names: Sequence[str] | None,
+    *,
+    index: int = 0,
+    title: str | None = None,
+) -> Figure:
+    """Original | Grad-CAM | counterfactual | overlay for image ``index`` of ``result``.
+
+    The panels of :func:`plot_explanation_grid`, for one image; ``index`` counts from 0.
+    """
+    _check_result_and_names(result, class_names)
+    if isinstance(index, bool) or not isinstance(index, numbers.Integral) or not (
+        0 <= index < len(result)
+    ):
+        raise ValueError(
+            f"index={index!r} is invalid; expected an integer in 0..{len(result) - 1}."
+        )
+    return _explanation_figure(result, attribution_maps, class_names, [int(index)], title)
+
+
+def plot_explanation_grid(
+    result,
+    attribution_maps,
+    class_names: Sequence[str] | None,
+    *,
+    rows: int = 4,
+    title: str | None = None,
+) -> Figure:
+    """The research figure: one row per image, Original | Grad-CAM | Counterfactual | Overlay.
+
+    Parameters
+    ----------
+    result : CounterfactualResult
+        Images of shape (H, W, C), C in {1, 3}, pixels in [0, 1].
+    attribution_maps : array of shape (N, h, w) or (N, h, w, 1), or None
+        One attribution (Grad-CAM) map per image of ``result``, at any resolution: it is
+        stretched over the image and drawn in "jet" from min(0, map minimum) to its maximum,
+        half transparent over the greyscale original. None leaves the Grad-CAM column out.
+    class_names : sequence of K str, or None
+        Names of the classes (None: indices). Titles give the original and counterfactual
+        predictions with their probabilities; the counterfactual title says "flipped" in green
+        or "failed" in red.
+    rows : int >= 1, default 4
+        Images drawn: the first ``rows`` of ``result`` (fewer if it holds fewer).
+    title : str, optional
+        Figure title, for example the model and method; default "<method> counterfactuals".
+
+    The overlay is :func:`perturbation_overlay`: the original in grey, red where pixels got
+    brighter and blue where darker, more opaque the larger the change. Axes carry the labels
+    ``original``, ``attribution``, ``counterfactual`` and ``overlay`` for callers and tests.
+    """
+    count = _rows_to_draw(result, class_names, rows, name="rows")
+    return _explanation_figure(result, attribution_maps, class_names, range(count), title)
+
+
+def perturbation_overlay(image, perturbation) -> np.ndarray:
+    """(H, W, 3) RGB in [0, 1]: ``image`` in grey, tinted by the channel-mean ``perturbation``.
+
+    Red where the change is positive (brighter), blue where negative (darker), with opacity
+    ``|change| / max |change|``, so unchanged pixels keep their grey and the largest change is
+    pure red or blue. ``image`` and ``perturbation`` have shape (H, W, C), C in {1, 3}.
+    """
+    image, perturbation = (np.asarray(array, dtype=np.float32) for array in (image, perturbation))
+    _check_image("image", image)
+    if perturbation.shape != image.shape:
+        raise ValueError(
+            f"perturbation has shape {perturbation.shape}; expected {image.shape}, the image's."
+        )
+    grey = np.clip(image.mean(axis=-1), 0.0, 1.0)[..., None]
+    change = perturbation.mean(axis=-1)
+    opacity = (np.abs(change) / (float(np.abs(change).max()) or 1.0))[..., None]
+    tint = np.where(change[..., None] > 0, _RED, _BLUE)
+    return ((1.0 - opacity) * grey + opacity * tint).astype(np.float32)
 
 
 def plot_training_history(history: Mapping[str, Sequence[float]]) -> Figure:
@@ -217,29 +281,125 @@ def _name(index: int, class_names: Sequence[str] | None) -> str:
     return str(class_names[index]) if class_names is not None else str(index)
 
 
+def _rows_to_draw(result, class_names, wanted, *, name: str) -> int:
+    if isinstance(wanted, bool) or not isinstance(wanted, numbers.Integral) or wanted < 1:
+        raise ValueError(f"{name}={wanted!r} is invalid; expected an integer >= 1.")
+    _check_result_and_names(result, class_names)
+    return min(len(result), int(wanted))
+
+
+def _check_result_and_names(result, class_names) -> None:
+    if len(result) == 0:
+        raise ValueError("result holds no images; expected at least one counterfactual to plot.")
+    if class_names is not None and len(class_names) != result.num_classes:
+        raise ValueError(
+            f"class_names has {len(class_names)} entries; expected {result.num_classes}, one per "
+            "class."
+        )
+
+
+def _result_titles(result, row: int, class_names) -> tuple[str, str]:
+    """Titles of image ``row``'s original and counterfactual panels."""
+    from pixelflip.explain.result import target_label
+
+    before = int(result.original_predictions[row])
+    after = int(result.counterfactual_predictions[row])
+    target = target_label(int(result.targets[row]), class_names)
+    outcome = "flipped" if result.success[row] else "failed"
+    before_probability = result.original_probabilities[row, before]
+    after_probability = result.counterfactual_probabilities[row, after]
+    original_title = f"#{row} original: {_name(before, class_names)} ({before_probability:.2f})"
+    counterfactual_title = (
+        f"counterfactual: {_name(after, class_names)} ({after_probability:.2f})\n"
+        f"target {target}: {outcome}"
+    )
+    return original_title, counterfactual_title
+
+
+def _color_by_success(axis, result, row: int) -> None:
+    axis.title.set_color(SUCCESS_COLOR if result.success[row] else FAILURE_COLOR)
+
+
+def _explanation_figure(result, attribution_maps, class_names, rows, title) -> Figure:
+    rows = list(rows)
+    if attribution_maps is not None:
+        attribution_maps = np.asarray(attribution_maps, dtype=np.float32)
+        if attribution_maps.ndim == 4 and attribution_maps.shape[-1] == 1:
+            attribution_maps = attribution_maps[..., 0]
+        if attribution_maps.ndim != 3 or len(attribution_maps) != len(result):
+            raise ValueError(
+                f"attribution_maps has shape {attribution_maps.shape}; expected "
+                f"({len(result)}, h, w), one map per image of the result, or None."
+            )
+        if not np.all(np.isfinite(attribution_maps)):
+            raise ValueError("attribution_maps contains NaN or infinite values; expected finite.")
+    columns = 3 if attribution_maps is None else 4
+    figure = _new_figure(figsize=(2.7 * columns, 2.9 * len(rows) + 0.4))
+    axes = np.asarray(figure.subplots(len(rows), columns)).reshape(len(rows), columns)
+    for axes_row, row in zip(axes, rows):
+        original_title, counterfactual_title = _result_titles(result, row, class_names)
+        original = _check_image("original", result.originals[row])
+        panels = iter(axes_row)
+        _draw_image(next(panels), original, original_title, label="original")
+        if attribution_maps is not None:
+            _draw_attribution(next(panels), original, attribution_maps[row])
+        counterfactual_axis = next(panels)
+        _draw_image(counterfactual_axis, result.counterfactuals[row], counterfactual_title,
+                    label="counterfactual")
+        _color_by_success(counterfactual_axis, result, row)
+        _draw_image(next(panels), perturbation_overlay(original, result.perturbations[row]),
+                    "overlay (red brighter, blue darker)", label="overlay")
+    figure.suptitle(title or f"{result.method} counterfactuals")
+    return figure
+
+
+def _check_image(name: str, image) -> np.ndarray:
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 3 or image.shape[-1] not in (1, 3):
+        raise ValueError(
+            f"{name} has shape {image.shape}; expected (H, W, C) with 1 or 3 channels."
+        )
+    return image
+
+
+def _draw_image(axis, image, title: str, *, label: str | None = None) -> None:
+    """Greyscale (H, W, 1) in grey, (H, W, 3) in colour, without ticks."""
+    if image.shape[-1] == 1:
+        axis.imshow(image[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+    else:
+        axis.imshow(np.clip(image, 0.0, 1.0))
+    axis.set_title(title, fontsize=9)
+    if label:
+        axis.set_label(label)
+    axis.set_xticks([])
+    axis.set_yticks([])
+
+
+def _draw_attribution(axis, image: np.ndarray, attribution_map: np.ndarray) -> None:
+    _draw_image(axis, image.mean(axis=-1, keepdims=True), "Grad-CAM", label="attribution")
+    height, width = image.shape[:2]
+    low, high = min(0.0, float(attribution_map.min())), float(attribution_map.max())
+    # The extent stretches a coarse map (a late feature map's resolution) over the whole image.
+    axis.imshow(
+        attribution_map, cmap=ATTRIBUTION_COLORMAP, alpha=0.45, interpolation="bilinear",
+        norm=Normalize(vmin=low, vmax=high if high > low else low + 1.0),
+        extent=(-0.5, width - 0.5, height - 0.5, -0.5),
+    )
+
+
 def _draw_triplet(figure, axes, original, counterfactual, perturbation, *, original_title,
                   counterfactual_title) -> None:
-    original, counterfactual, perturbation = (
-        np.asarray(array, dtype=np.float32) for array in (original, counterfactual, perturbation)
+    original = _check_image("original", original)
+    counterfactual, perturbation = (
+        np.asarray(array, dtype=np.float32) for array in (counterfactual, perturbation)
     )
-    if original.ndim != 3 or original.shape[-1] not in (1, 3):
-        raise ValueError(
-            f"original has shape {original.shape}; expected (H, W, C) with 1 or 3 channels."
-        )
     for name, array in (("counterfactual", counterfactual), ("perturbation", perturbation)):
         if array.shape != original.shape:
             raise ValueError(
                 f"{name} has shape {array.shape}; expected {original.shape}, the original's."
             )
-    for axis, image, title in (
-        (axes[0], original, original_title),
-        (axes[1], counterfactual, counterfactual_title),
-    ):
-        if image.shape[-1] == 1:
-            axis.imshow(image[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
-        else:
-            axis.imshow(np.clip(image, 0.0, 1.0))
-        axis.set_title(title, fontsize=9)
+    _draw_image(axes[0], original, original_title)
+    _draw_image(axes[1], counterfactual, counterfactual_title)
 
     change = perturbation.mean(axis=-1)
     limit = float(np.abs(change).max()) or 1.0
@@ -250,6 +410,5 @@ def _draw_triplet(figure, axes, original, counterfactual, perturbation, *, origi
     # A label lets tests and callers find the heatmap among the axes.
     axes[2].set_label("perturbation")
     figure.colorbar(heatmap, ax=axes[2], fraction=0.046, pad=0.04)
-    for axis in axes:
-        axis.set_xticks([])
-        axis.set_yticks([])
+    axes[2].set_xticks([])
+    axes[2].set_yticks([])

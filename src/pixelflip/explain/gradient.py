@@ -21,23 +21,17 @@ inner loop compiled with ``tf.function``.
 from __future__ import annotations
 
 import functools
-import numbers
 import os
-import time
 
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import tensorflow as tf
 
-from pixelflip.explain.result import (  # noqa: E402
-    CounterfactualResult,
-    build_result,
-    predict_probabilities,
-    validate_explain_inputs,
-)
+from pixelflip.explain.checks import check_integer, check_non_negative
+from pixelflip.explain.method import CounterfactualMethod
 
 _SMALLEST_PROBABILITY = 1e-30
 # An image stops its round early when its objective has not improved by this relative amount
@@ -66,7 +60,7 @@ def logit_function(model):
     return lambda images: logit_model(images, training=False)
 
 
-class ElasticNetCounterfactual:
+class ElasticNetCounterfactual(CounterfactualMethod):
     """Elastic-net (EAD-style) counterfactual search over whole batches of images.
 
     Parameters
@@ -98,9 +92,16 @@ class ElasticNetCounterfactual:
     random_state : int or None, default 0
         Accepted for the interface shared by all methods. This search starts from the original
         images and makes no random choices, so its output depends only on its inputs.
+
+    ``explain`` (see :meth:`CounterfactualMethod.explain`) takes a ``keras.Model``; the
+    ``iterations`` of its result count the FISTA steps spent on each image.
     """
 
     name = "elastic_net"
+    repr_settings = (
+        "max_iterations", "learning_rate", "l1_weight", "l2_weight", "initial_prediction_weight",
+        "binary_search_steps", "confidence", "batch_size",
+    )
 
     def __init__(
         self,
@@ -118,81 +119,35 @@ class ElasticNetCounterfactual:
         early_stopping_patience: int | None = 20,
         random_state: int | None = 0,
     ) -> None:
-        for key, value in (
-            ("max_iterations", max_iterations),
-            ("binary_search_steps", binary_search_steps),
-            ("batch_size", batch_size),
-        ):
-            _check_integer(key, value, minimum=1)
+        super().__init__(
+            confidence=confidence, clip_min=clip_min, clip_max=clip_max, batch_size=batch_size,
+            random_state=random_state,
+        )
+        check_integer("max_iterations", max_iterations, minimum=1)
+        check_integer("binary_search_steps", binary_search_steps, minimum=1)
         if early_stopping_patience is not None:
-            _check_integer("early_stopping_patience", early_stopping_patience, minimum=1)
-        if random_state is not None:
-            _check_integer("random_state", random_state, minimum=0)
+            check_integer("early_stopping_patience", early_stopping_patience, minimum=1)
         for key, value, allow_zero in (
             ("learning_rate", learning_rate, False),
             ("initial_prediction_weight", initial_prediction_weight, False),
             ("l1_weight", l1_weight, True),
             ("l2_weight", l2_weight, True),
-            ("confidence", confidence, True),
         ):
-            _check_non_negative(key, value, allow_zero=allow_zero)
-        if not float(clip_min) < float(clip_max):
-            raise ValueError(
-                f"clip_min={clip_min!r} and clip_max={clip_max!r} are invalid; expected "
-                "clip_min < clip_max."
-            )
+            check_non_negative(key, value, allow_zero=allow_zero)
         self.max_iterations = int(max_iterations)
         self.learning_rate = float(learning_rate)
         self.l1_weight = float(l1_weight)
         self.l2_weight = float(l2_weight)
         self.initial_prediction_weight = float(initial_prediction_weight)
         self.binary_search_steps = int(binary_search_steps)
-        self.confidence = float(confidence)
-        self.clip_min = float(clip_min)
-        self.clip_max = float(clip_max)
-        self.batch_size = int(batch_size)
         self.early_stopping_patience = early_stopping_patience
-        self.random_state = random_state
         # The compiled search round of the last model and image shape, so that calling explain
         # again (once per stage batch) does not retrace. Only one is kept: the compiled function
         # holds its model, and a stage explaining several models should not keep them all alive.
         self._compiled: tuple | None = None
 
-    def __repr__(self) -> str:
-        settings = ", ".join(
-            f"{key}={getattr(self, key)!r}"
-            for key in (
-                "max_iterations", "learning_rate", "l1_weight", "l2_weight",
-                "initial_prediction_weight", "binary_search_steps", "confidence", "batch_size",
-            )
-        )
-        return f"{type(self).__name__}({settings})"
-
-    def explain(self, model, images, targets) -> CounterfactualResult:
-        """Search one counterfactual per image.
-
-        Parameters
-        ----------
-        model : keras.Model
-            Maps (N, H, W, C) float32 images to (N, K) softmax probabilities.
-        images : float array of shape (N, H, W, C)
-            Pixels in [clip_min, clip_max].
-        targets : int array of shape (N,)
-            Target class per image, or ``ANY_OTHER`` (-1) for "any class but the original
-            prediction". An image already predicted as its target is returned unchanged.
-
-        Returns
-        -------
-        CounterfactualResult with ``method == "elastic_net"``.
-        """
-        started = time.perf_counter()
-        images, targets = validate_explain_inputs(
-            model, images, targets, clip_min=self.clip_min, clip_max=self.clip_max
-        )
-        original_probabilities = predict_probabilities(model, images, batch_size=self.batch_size)
-        original_predictions = np.argmax(original_probabilities, axis=1).astype(np.int64)
+    def _search(self, model, images, targets, original_probabilities, original_predictions):
         search_round = self._search_round(model, images.shape[1:], original_probabilities.shape[1])
-
         counterfactuals = images.copy()
         iterations = np.zeros(len(images), dtype=np.int64)
         for start in range(0, len(images), self.batch_size):
@@ -200,17 +155,7 @@ class ElasticNetCounterfactual:
             counterfactuals[batch], iterations[batch] = self._search_batch(
                 search_round, images[batch], targets[batch], original_predictions[batch]
             )
-        return build_result(
-            self.name,
-            model,
-            images,
-            counterfactuals,
-            targets,
-            original_probabilities,
-            iterations,
-            started=started,
-            batch_size=self.batch_size,
-        )
+        return counterfactuals, iterations
 
     def _search_batch(self, search_round, originals, targets, original_predictions):
         """Binary search over c for one batch; returns counterfactuals and iterations used."""
@@ -383,14 +328,3 @@ class ElasticNetCounterfactual:
 
         return search_round
 
-
-def _check_integer(key: str, value, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{key}={value!r} is invalid; expected an integer >= {minimum}.")
-
-
-def _check_non_negative(key: str, value, *, allow_zero: bool) -> None:
-    valid = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
-    if not valid or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{key}={value!r} is invalid; expected a finite number {bound}.")

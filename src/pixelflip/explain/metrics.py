@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from pixelflip.explain.result import CounterfactualResult
+from pixelflip.explain.checks import check_non_negative
+from pixelflip.explain.result import CounterfactualResult, check_result
 from pixelflip.explain.targets import ANY_OTHER
 
 _DISTANCE_COLUMNS = ("l1", "l2", "l0")
@@ -32,16 +33,8 @@ def counterfactual_metrics(
     change_tolerance : float >= 0
         Pixel changes up to this size (in [0, 1] pixel units) do not count towards ``l0``.
     """
-    if not isinstance(result, CounterfactualResult):
-        raise ValueError(
-            f"result is a {type(result).__name__}; expected a CounterfactualResult."
-        )
-    if not (isinstance(change_tolerance, (int, float)) and math.isfinite(change_tolerance)) or (
-        change_tolerance < 0
-    ):
-        raise ValueError(
-            f"change_tolerance={change_tolerance!r} is invalid; expected a finite number >= 0."
-        )
+    check_result(result)
+    check_non_negative("change_tolerance", change_tolerance, allow_zero=True)
     rows = np.arange(len(result))
     flat = result.perturbations.reshape(len(result), -1).astype(np.float64)
     changed = np.any(np.abs(result.perturbations) > change_tolerance, axis=-1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -126,7 +126,7 @@ class CounterfactualResult:
             np.savez_compressed(handle, method=np.array(self.method), **arrays)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "CounterfactualResult":
+    def load(cls, path: str | os.PathLike) -> CounterfactualResult:
         """Read a result written by :meth:`save`."""
         with np.load(path, allow_pickle=False) as stored:
             missing = [name for name in ("method", *_ARRAY_FIELDS) if name not in stored.files]
@@ -139,7 +139,7 @@ class CounterfactualResult:
             return cls(method=str(stored["method"]), **arrays)
 
     @classmethod
-    def concatenate(cls, results: Sequence["CounterfactualResult"]) -> "CounterfactualResult":
+    def concatenate(cls, results: Sequence[CounterfactualResult]) -> CounterfactualResult:
         """Join results of the same method, image shape and class count, in the given order."""
         results = list(results)
         if not results:
@@ -206,6 +206,27 @@ class CounterfactualResult:
                 names[int(index)] for index in self.counterfactual_predictions
             ]
         return frame
+
+
+def check_result(result) -> None:
+    """Raise ValueError unless ``result`` is a :class:`CounterfactualResult`."""
+    if not isinstance(result, CounterfactualResult):
+        raise ValueError(f"result is a {type(result).__name__}; expected a CounterfactualResult.")
+
+
+def score_successes(
+    result: CounterfactualResult, score: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """A float64 score per image of ``result``, NaN where its counterfactual failed.
+
+    ``score`` is called once, and only if some counterfactual succeeded, with the int64 indices
+    (n,) of the successful images; it returns their n scores in that order.
+    """
+    scores = np.full(len(result), np.nan)
+    valid = np.flatnonzero(result.success)
+    if valid.size:
+        scores[valid] = score(valid)
+    return scores
 
 
 def target_label(target: int, class_names: Sequence[str] | None) -> str:
