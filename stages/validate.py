@@ -25,9 +25,10 @@ def main(params):
     report = check_manifest(manifest, layout.DATA_DOCS_DIR, classes=prepared.classes,
                             min_side=validate.min_side, max_pixels=validate.max_pixels,
                             max_class_ratio=validate.max_class_ratio)
+    summary = summarize_manifest(manifest)
     metrics = {
         "classes": len(prepared.classes),
-        **summarize_manifest(manifest),
+        **summary,
         "expectations": {"raw": report.raw.statistics,
                          "clean": {"success": report.clean.success, **report.clean.statistics}},
     }
@@ -39,7 +40,7 @@ def main(params):
           f"Data Docs: {report.docs_index}", flush=True)
     if not report.raw.success:
         print(f"[validate] the raw archive had defects, handled as the manifest says: "
-              f"{summarize_manifest(manifest)['reason_counts']}", flush=True)
+              f"{summary['reason_counts']}", flush=True)
     if not report.success:
         failed = [f"{item['expectation']}({item['column']})" for item in report.clean.failed]
         raise StageError(f"the cleaned data breaks expectations {', '.join(failed)}; "

@@ -92,16 +92,9 @@ def inspect_image_bytes(
         require_positive_int("target_size", target_size)
 
     image_format = sniff_format(data)
-    record = {
-        "bytes": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "format": image_format,
-        "width": None,
-        "height": None,
-        "channels": None,
-        "status": "kept",
-        "reason": "",
-    }
+    record = blank_record(
+        bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), format=image_format
+    )
     extension = file_extension(name)
     if not is_image_name(name):
         return _mark(record, "skipped", f"not an image: {extension or '(no extension)'}"), None
@@ -140,6 +133,25 @@ def inspect_image_bytes(
         note = f"trailing data: {header.trailing_bytes} bytes after JPEG end"
         record["reason"] = ", ".join(filter(None, [record["reason"], note]))
     return record, image
+
+
+def blank_record(**values) -> dict:
+    """A record with the keys ``inspect_image_bytes`` returns, for a file not (yet) inspected.
+
+    Unknown sizes are None, text is ``""`` and the status ``kept``; ``values`` override them,
+    so every place that records a file without decoding it gives the manifest the same row.
+    """
+    record = {
+        "bytes": None, "sha256": "", "format": "", "width": None, "height": None,
+        "channels": None, "status": "kept", "reason": "",
+    }  # fmt: skip
+    unknown = set(values) - set(record)
+    if unknown:
+        raise ValueError(
+            f"blank_record got unknown keys {sorted(unknown)}; allowed: {list(record)}."
+        )
+    record.update(values)
+    return record
 
 
 def require_positive_int(name: str, value: object) -> None:

@@ -18,13 +18,13 @@ import os
 import zipfile
 import zlib
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import cv2
 import numpy as np
 
 from pixelflip.data.archive import ArchiveMember
-from pixelflip.data.inspect import inspect_image_bytes
+from pixelflip.data.inspect import blank_record, inspect_image_bytes
 
 # Members per task: large enough that inter-process overhead is small next to decoding,
 # small enough that a few chunks in flight per worker stay a few MB.
@@ -136,12 +136,8 @@ def _inspect_member(path: str, settings: InspectionSettings) -> tuple[dict, np.n
     try:
         data = _worker_archive.read(path)
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as error:
-        record = {
-            "bytes": None, "sha256": "", "format": "unknown", "width": None, "height": None,
-            "channels": None, "status": "quarantined",
-            "reason": f"unreadable member: {type(error).__name__}",
-        }  # fmt: skip
-        return record, None
+        reason = f"unreadable member: {type(error).__name__}"
+        return blank_record(format="unknown", status="quarantined", reason=reason), None
     record, image = inspect_image_bytes(
         data,
         name=path,

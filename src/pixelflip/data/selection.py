@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from pixelflip.data.archive import ArchiveMember, is_image_name
+from pixelflip.data.inspect import blank_record
 
 
 def select_members(
@@ -76,8 +77,6 @@ def select_members(
 
 
 def skipped_row(member: ArchiveMember, reason: str) -> dict:
-    return {
-        "path": member.path, "label": member.label, "bytes": member.size, "sha256": "",
-        "format": "", "width": None, "height": None, "channels": None,
-        "status": "skipped", "reason": reason, "split": "",
-    }  # fmt: skip
+    """The manifest row of a member skipped without being read."""
+    record = blank_record(bytes=member.size, status="skipped", reason=reason)
+    return {"path": member.path, "label": member.label, **record, "split": ""}
