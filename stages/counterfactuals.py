@@ -48,12 +48,34 @@ def main(params):
             figure = plot_counterfactual_grid(result, classes, max_images=options.figure_images)
             save_figure(figure, plots_dir / f"{name}_grid.png")
             save_figure(example_figure(result, classes), plots_dir / f"{name}_example.png")
+            export_attention_maps(model, result, out_dir / f"{name}_attention.npz",
+                                  plots_dir / f"{name}_attention.png",
+                                  batch_size=options.batch_size, max_images=options.figure_images)
             tracking.log_metrics({f"{name}.validity": float(np.mean(result.success)),
                                   f"{name}.seconds_per_image": float(np.mean(result.seconds))})
             print(f"[counterfactuals] {name}: {int(result.success.sum())}/{len(result)} valid, "
                   f"{np.mean(result.seconds):.3f} s per image", flush=True)
         tracking.log_artifacts(out_dir, artifact_path="counterfactuals")
     tracking.log_artifacts(plots_dir, artifact_path="plots")
+
+
+def export_attention_maps(model, result, arrays_path, figure_path, *, batch_size, max_images):
+    """Where each attention module looks, on the originals and on their counterfactuals.
+
+    Writes ``<model>_attention.npz`` (``original/<layer>`` and ``counterfactual/<layer>`` maps,
+    (N, H, W) in [0, 1]) and a figure; a model without attention layers (the base) gets none.
+    """
+    from pixelflip.models.attention import attention_maps
+    from pixelflip.plots import plot_attention_maps, save_figure
+
+    before = attention_maps(model, result.originals, batch_size=batch_size)
+    if not before:
+        return
+    after = attention_maps(model, result.counterfactuals, batch_size=batch_size)
+    np.savez_compressed(arrays_path, **{f"original/{layer}": maps for layer, maps in before.items()},
+                        **{f"counterfactual/{layer}": maps for layer, maps in after.items()})
+    save_figure(plot_attention_maps(result.originals, before, counterfactuals=result.counterfactuals,
+                                    counterfactual_maps=after, max_images=max_images), figure_path)
 
 
 def choose_images(available, wanted, seed):

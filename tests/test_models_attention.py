@@ -1,118 +1,109 @@
-"""Tests for pixelflip.models.attention: SE and CBAM layers, saving, insertion into a backbone."""
+"""Tests for pixelflip.models.attention: registry, saving, insertion, attention maps."""
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import keras
+import numpy as np
+import pytest
 
-from pixelflip.models.attention import (  # noqa: E402
+from pixelflip.models.attention import (
     ATTENTION_MODULES,
     CBAM,
+    GlobalContext,
+    PositionAttention,
     SqueezeExcitation,
     add_attention,
+    attention_layer_names,
+    attention_maps,
     build_attention_layer,
 )
-from pixelflip.models.backbones import build_classifier  # noqa: E402
+from pixelflip.models.backbones import build_classifier
+
+MODULES = sorted(ATTENTION_MODULES)
 
 
-@pytest.fixture(scope="module")
-def features():
-    return np.random.default_rng(0).normal(size=(3, 5, 5, 16)).astype("float32")
+def _tiny_classifier():
+    return build_classifier((16, 16, 1), 3, conv_filters=(4, 8), dense_units=8, name="base")
+
+
+def _randomize(model, seed):
+    """Replace every weight (BatchNormalization statistics included) with values no fresh
+    initialisation would produce, so that anything that forgets to copy or restore one is caught.
+    """
+    rng = np.random.default_rng(seed)
+    model.set_weights([rng.uniform(0.5, 1.5, size=w.shape) for w in model.get_weights()])
+
+
+def _randomize_attention(model, seed=7):
+    """Small random weights for every attention layer; PAM and GC otherwise start as identity."""
+    rng = np.random.default_rng(seed)
+    for name in attention_layer_names(model):
+        layer = model.get_layer(name)
+        layer.set_weights([rng.normal(scale=0.3, size=w.shape) for w in layer.get_weights()])
 
 
 @pytest.fixture(scope="module")
 def base_model():
-    model = build_classifier((12, 12, 1), 3, conv_filters=(8, 16), dense_units=8, name="base")
-    # Replace every weight (BatchNormalization statistics included) with values no fresh
-    # initialisation would produce, so that a clone that forgot to copy weights is caught.
-    rng = np.random.default_rng(1)
-    model.set_weights([rng.uniform(0.5, 1.5, size=w.shape) for w in model.get_weights()])
+    model = _tiny_classifier()
+    _randomize(model, seed=1)
     return model
 
 
-def test_squeeze_excitation_scales_each_channel_by_a_factor_in_unit_interval(features):
-    layer = SqueezeExcitation(reduction_ratio=4)
-    outputs = keras.ops.convert_to_numpy(layer(features))
-    factors = keras.ops.convert_to_numpy(layer.channel_weights(features))
-    assert outputs.shape == features.shape
-    assert factors.shape == (3, 16)
-    assert np.all((factors >= 0.0) & (factors <= 1.0))
-    np.testing.assert_allclose(outputs, features * factors[:, None, None, :], rtol=1e-5, atol=1e-6)
-    # The bottleneck has C / r = 4 hidden units.
-    assert [tuple(w.shape) for w in layer.weights] == [(16, 4), (4,), (4, 16), (16,)]
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(2).uniform(size=(5, 16, 16, 1)).astype("float32")
 
 
-@pytest.mark.parametrize("layer_class", [SqueezeExcitation, CBAM])
-def test_fewer_channels_than_the_ratio_still_get_one_hidden_unit(layer_class):
-    layer = layer_class(reduction_ratio=8)
-    outputs = layer(np.ones((2, 4, 4, 4), dtype="float32"))
-    assert outputs.shape == (2, 4, 4, 4)
-    assert tuple(layer.weights[0].shape) == (4, 1)
+def test_registry_holds_the_four_modules():
+    assert ATTENTION_MODULES == {
+        "se": SqueezeExcitation,
+        "cbam": CBAM,
+        "pam": PositionAttention,
+        "gc": GlobalContext,
+    }
 
 
-def test_channel_weights_builds_the_layer_on_first_use(features):
-    layer = SqueezeExcitation(reduction_ratio=8)
-    assert layer.weights == []
-    assert keras.ops.convert_to_numpy(layer.channel_weights(features)).shape == (3, 16)
-    assert len(layer.weights) == 4
-
-
-def test_cbam_applies_channel_then_spatial_attention(features):
-    layer = CBAM(reduction_ratio=4, kernel_size=3)
-    outputs = keras.ops.convert_to_numpy(layer(features))
-    spatial_map = keras.ops.convert_to_numpy(layer.spatial_attention_map(features))
-    factors = keras.ops.convert_to_numpy(layer.channel_weights(features))
-    assert outputs.shape == features.shape
-    assert spatial_map.shape == (3, 5, 5, 1)
-    assert np.all((spatial_map >= 0.0) & (spatial_map <= 1.0))
-    assert np.all((factors >= 0.0) & (factors <= 1.0))
-    expected = features * factors[:, None, None, :] * spatial_map
-    np.testing.assert_allclose(outputs, expected, rtol=1e-5, atol=1e-6)
-    assert tuple(layer.spatial_conv.kernel.shape) == (3, 3, 2, 1)
-
-
-@pytest.mark.parametrize(
-    "layer",
-    [SqueezeExcitation(reduction_ratio=2, name="se"), CBAM(reduction_ratio=2, kernel_size=5)],
-)
-def test_config_round_trip(layer):
-    config = layer.get_config()
-    assert config["reduction_ratio"] == 2
-    assert type(layer).from_config(config).get_config() == config
-
-
-def test_registry_builds_each_module_with_its_name():
-    assert set(ATTENTION_MODULES) == {"se", "cbam"}
-    layer = build_attention_layer("cbam", reduction_ratio=4, name="attention_cbam")
-    assert isinstance(layer, CBAM)
-    assert layer.name == "attention_cbam"
+@pytest.mark.parametrize("module", MODULES)
+def test_registry_builds_each_module_with_its_name_and_policy(module):
+    layer = build_attention_layer(
+        module, reduction_ratio=4, name=f"attention_{module}", dtype="mixed_bfloat16"
+    )
+    assert type(layer) is ATTENTION_MODULES[module]
+    assert layer.name == f"attention_{module}"
     assert layer.reduction_ratio == 4
+    assert layer.compute_dtype == "bfloat16"
 
 
 def test_unknown_module_names_the_allowed_ones():
-    with pytest.raises(ValueError, match=r"'transformer'.*\['cbam', 'se'\]"):
+    with pytest.raises(ValueError, match=r"'transformer'.*\['cbam', 'gc', 'pam', 'se'\]"):
         build_attention_layer("transformer", reduction_ratio=8)
 
 
-@pytest.mark.parametrize("argument", [0, -2, 2.5, "8"])
-def test_bad_reduction_ratio_raises_value_error(argument):
-    with pytest.raises(ValueError, match="reduction_ratio"):
-        SqueezeExcitation(reduction_ratio=argument)
-
-
-@pytest.mark.parametrize("module", sorted(ATTENTION_MODULES))
-def test_model_with_attention_saves_and_loads_in_safe_mode(module, base_model, tmp_path):
-    model = add_attention(base_model, module, reduction_ratio=4)
-    images = np.random.default_rng(2).uniform(size=(4, 12, 12, 1)).astype("float32")
+@pytest.mark.parametrize("module", MODULES)
+def test_model_with_attention_saves_and_loads_in_safe_mode(module, base_model, images, tmp_path):
+    model = add_attention(base_model, module, reduction_ratio=2)
+    # PAM and GC start as the identity; random weights make a lost attention weight visible.
+    _randomize_attention(model)
     path = tmp_path / f"{module}.keras"
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
-    assert isinstance(loaded.get_layer(f"attention_{module}"), ATTENTION_MODULES[module])
+    layer = loaded.get_layer(f"attention_{module}")
+    assert type(layer) is ATTENTION_MODULES[module]
+    assert layer.get_config() == model.get_layer(f"attention_{module}").get_config()
     np.testing.assert_array_equal(
         loaded.predict(images, verbose=0), model.predict(images, verbose=0)
+    )
+
+
+@pytest.mark.parametrize("module", ["pam", "gc"])
+def test_position_and_context_modules_leave_predictions_unchanged_at_insertion(
+    module, base_model, images
+):
+    model = add_attention(base_model, module, placement=["block1", "block2"])
+    np.testing.assert_allclose(
+        model.predict(images, verbose=0), base_model.predict(images, verbose=0), rtol=1e-6
     )
 
 
@@ -138,7 +129,7 @@ def test_add_attention_at_an_earlier_block_feeds_the_next_block(base_model):
     attention = model.get_layer("attention_se")
     assert attention.input is model.get_layer("block1").output
     assert model.get_layer("block2_conv1").input is attention.output
-    assert attention.output.shape == (None, 6, 6, 8)
+    assert attention.output.shape == (None, 8, 8, 4)
 
 
 def test_add_attention_copies_weights_and_leaves_the_base_alone(base_model):
@@ -169,10 +160,154 @@ def test_unknown_placement_names_the_blocks(base_model):
 
 
 def test_unknown_module_in_add_attention(base_model):
-    with pytest.raises(ValueError, match="allowed"):
-        add_attention(base_model, "pam")
+    with pytest.raises(ValueError, match=r"'danet'.*allowed"):
+        add_attention(base_model, "danet")
 
 
 def test_adding_the_same_module_twice_is_refused(base_model):
     with pytest.raises(ValueError, match="attention_se"):
         add_attention(add_attention(base_model, "se"), "se")
+
+
+def test_several_placements_insert_one_named_layer_after_each_block(base_model):
+    model = add_attention(base_model, "gc", placement=["block2", "block1"], reduction_ratio=2)
+    first, second = model.get_layer("attention_gc_block1"), model.get_layer("attention_gc_block2")
+    assert attention_layer_names(model) == ["attention_gc_block1", "attention_gc_block2"]
+    assert first is not second
+    assert first.input is model.get_layer("block1").output
+    assert model.get_layer("block2_conv1").input is first.output
+    assert second.input is model.get_layer("block2").output
+    assert model.get_layer("global_pool").input is second.output
+    assert (first.output.shape, second.output.shape) == ((None, 8, 8, 4), (None, 4, 4, 8))
+    base_names = [name for name in _layer_names(model) if not name.startswith("attention_")]
+    assert base_names == _layer_names(base_model)
+
+
+def test_one_placement_in_a_list_keeps_the_plain_name(base_model):
+    model = add_attention(base_model, "pam", placement=("block1",))
+    assert attention_layer_names(model) == ["attention_pam"]
+    assert model.get_layer("attention_pam").input is model.get_layer("block1").output
+
+
+def test_attention_layer_takes_the_dtype_policy_of_its_block():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        base = _tiny_classifier()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    model = add_attention(base, "pam", placement=["block1", "block2"])
+    for name in attention_layer_names(model):
+        assert model.get_layer(name).dtype_policy.name == "mixed_bfloat16"
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_mixed_bfloat16_model_trains_and_explains(module, images):
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = add_attention(_tiny_classifier(), module, placement=["block1", "block2"])
+        # Eager: tracing a training graph would cost far more than the step on 5 images.
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", run_eagerly=True)
+        attention = model.get_layer(f"attention_{module}_block2")
+        before = attention.get_weights()
+        loss = model.train_on_batch(images, np.array([0, 1, 2, 0, 1]))
+        maps = attention_maps(model, images)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert np.isfinite(loss)
+    after = attention.get_weights()
+    assert all(np.all(np.isfinite(weight)) for weight in after)
+    # The gradient reached the attention layer through the float32 softmax casts.
+    assert any(not np.array_equal(old, new) for old, new in zip(before, after))
+    for spatial_map in maps.values():
+        assert spatial_map.dtype == np.float32
+        assert np.all((spatial_map >= 0.0) & (spatial_map <= 1.0))
+
+
+@pytest.mark.parametrize(
+    ("placement", "message"),
+    [
+        ("logits", r"'logits'.*\['block1', 'block2'\]"),
+        (["block1", "dense"], r"'dense'.*\['block1', 'block2'\]"),
+        ([], r"empty.*\['block1', 'block2'\]"),
+        (["block2", "block2"], r"twice.*\['block1', 'block2'\]"),
+    ],
+)
+def test_bad_placement_names_the_allowed_blocks(base_model, placement, message):
+    with pytest.raises(ValueError, match=message):
+        add_attention(base_model, "se", placement=placement)
+
+
+def test_placement_of_the_wrong_type_is_a_type_error(base_model):
+    with pytest.raises(TypeError, match=r"placement=2 is invalid.*\['block1', 'block2'\]"):
+        add_attention(base_model, "se", placement=2)
+
+
+def test_bad_reduction_ratio_in_add_attention(base_model):
+    with pytest.raises(ValueError, match="reduction_ratio=0"):
+        add_attention(base_model, "cbam", reduction_ratio=0)
+
+
+def test_adding_the_same_module_after_the_same_blocks_twice_is_refused(base_model):
+    model = add_attention(base_model, "cbam", placement=["block1", "block2"])
+    with pytest.raises(ValueError, match="attention_cbam_block1"):
+        add_attention(model, "cbam", placement=["block1", "block2"])
+
+
+def test_different_modules_can_be_stacked(base_model):
+    model = add_attention(add_attention(base_model, "se", placement="block1"), "pam")
+    assert attention_layer_names(model) == ["attention_se", "attention_pam"]
+
+
+def test_a_model_without_attention_has_no_attention_layers(base_model, images):
+    assert attention_layer_names(base_model) == []
+    assert attention_maps(base_model, images) == {}
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_attention_maps_are_image_sized_and_in_unit_interval(module, base_model, images):
+    model = add_attention(base_model, module, placement=["block1", "block2"], reduction_ratio=2)
+    _randomize_attention(model)
+    maps = attention_maps(model, images, batch_size=2)
+    assert list(maps) == [f"attention_{module}_block1", f"attention_{module}_block2"]
+    for spatial_map in maps.values():
+        assert spatial_map.shape == (5, 16, 16)
+        assert spatial_map.dtype == np.float32
+        assert np.all((spatial_map >= 0.0) & (spatial_map <= 1.0))
+        # A map that does not vary over the image would explain nothing.
+        assert np.ptp(spatial_map) > 0.0
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_attention_maps_match_the_layer_method_on_the_layer_input(module, base_model, images):
+    model = add_attention(base_model, module, placement=["block1", "block2"], reduction_ratio=2)
+    _randomize_attention(model)
+    maps = attention_maps(model, images, batch_size=3)
+    for name, spatial_map in maps.items():
+        layer = model.get_layer(name)
+        layer_input = keras.Model(model.input, layer.input)(images, training=False)
+        direct = layer.spatial_attention_map(layer_input)
+        resized = keras.ops.image.resize(direct, (16, 16), interpolation="bilinear")
+        np.testing.assert_allclose(
+            spatial_map, keras.ops.convert_to_numpy(resized)[..., 0], rtol=1e-5, atol=1e-6
+        )
+
+
+def test_attention_maps_do_not_depend_on_the_batch_size(base_model, images):
+    model = add_attention(base_model, "gc", placement=["block1", "block2"], reduction_ratio=2)
+    _randomize_attention(model)
+    whole, batched = attention_maps(model, images), attention_maps(model, images, batch_size=2)
+    for name in whole:
+        np.testing.assert_allclose(batched[name], whole[name], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"images": np.zeros((16, 16, 1), dtype="float32")}, "expected \\(N, height"),
+        ({"batch_size": 0}, "batch_size=0"),
+    ],
+)
+def test_attention_maps_refuses_bad_arguments(base_model, images, arguments, message):
+    model = add_attention(base_model, "se")
+    with pytest.raises(ValueError, match=message):
+        attention_maps(model, **{"images": images, **arguments})

@@ -5,12 +5,15 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
 
-from pixelflip.models.backbones import build_classifier  # noqa: E402
-from pixelflip.models.training import (  # noqa: E402
+from pixelflip.data.epoch import EpochClock
+from pixelflip.models.backbones import build_classifier
+from pixelflip.models.training import (
+    balanced_class_weights,
     compile_classifier,
     count_parameters,
     evaluate_classifier,
@@ -160,3 +163,74 @@ def test_uncompiled_model_is_refused(quadrants):
     model = build_classifier((12, 12, 1), 3, conv_filters=(8,), dense_units=4)
     with pytest.raises(ValueError, match="not compiled"):
         evaluate_classifier(model, batches(*quadrants))
+
+
+def test_balanced_class_weights_follow_the_sklearn_formula():
+    labels = np.array([0, 0, 0, 0, 0, 0, 1, 1, 2, 2, 2, 2])
+    weights = balanced_class_weights(labels, 3)
+    # n / (K * count_k): 12 / (3 * 6), 12 / (3 * 2), 12 / (3 * 4).
+    assert weights == {0: pytest.approx(2 / 3), 1: pytest.approx(2.0), 2: pytest.approx(1.0)}
+    # Each class then carries the same total weight.
+    totals = [weights[k] * np.sum(labels == k) for k in range(3)]
+    assert totals == pytest.approx([4.0, 4.0, 4.0])
+    assert balanced_class_weights(np.array([1, 1, 0, 0]), 2) == {0: 1.0, 1: 1.0}
+
+
+@pytest.mark.parametrize(
+    "labels, num_classes, message",
+    [
+        (np.array([0, 0, 2]), 3, r"classes \[1\] have no training sample"),
+        (np.array([0, 3]), 3, r"labels must lie in \[0, 3\)"),
+        (np.array([0.0, 1.0]), 2, "integers"),
+        (np.array([], dtype=np.int64), 2, "non-empty"),
+        (np.array([0, 1]), 0, "num_classes"),
+    ],
+)
+def test_balanced_class_weights_refuse_unusable_labels(labels, num_classes, message):
+    with pytest.raises(ValueError, match=message):
+        balanced_class_weights(labels, num_classes)
+
+
+def test_class_weights_steer_what_the_model_learns(quadrants):
+    # Only class 0 carries weight: the model learns to answer 0 whatever the image.
+    set_global_seed(0)
+    model = tiny_classifier()
+    data = batches(*quadrants)
+    history = train_classifier(model, data, data, epochs=4, verbose=0,
+                               class_weight={0: 1.0, 1: 0.0, 2: 0.0}, **TRAINING_ARGUMENTS)
+    predictions = model.predict(quadrants[0], verbose=0).argmax(axis=1)
+    assert np.mean(predictions == 0) > 0.9
+    assert history["epoch"] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"class_weight": {0: 1.0, 2: 1.0}}, "one entry per class"),
+        ({"class_weight": {0: 1.0, 1: -1.0, 2: 1.0}}, "finite and >= 0"),
+        ({"epoch_clock": EpochClock()}, "epoch_clock needs random_state"),
+        ({"epoch_offset": -1}, "epoch_offset"),
+        ({"backup_dir": "backup"}, "backup_dir needs random_state"),
+    ],
+)
+def test_bad_weights_or_seeding_arguments_raise_value_error(override, message, quadrants):
+    data = batches(*quadrants)
+    with pytest.raises(ValueError, match=message):
+        train_classifier(tiny_classifier(), data, data, epochs=1, verbose=0,
+                         **TRAINING_ARGUMENTS, **override)
+
+
+def test_a_later_phase_numbers_its_epochs_on_and_draws_from_those_numbers(quadrants):
+    class ClockReader(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 0:
+                epochs_read.append(clock.epoch)
+
+    epochs_read, clock = [], EpochClock()
+    set_global_seed(0)
+    data = batches(*quadrants)
+    history = train_classifier(tiny_classifier(), data, data, epochs=2, epoch_offset=3,
+                               random_state=0, epoch_clock=clock,
+                               extra_callbacks=[ClockReader()], verbose=0, **TRAINING_ARGUMENTS)
+    assert history["epoch"] == [4, 5]
+    assert epochs_read == [3, 4]

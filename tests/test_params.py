@@ -25,7 +25,7 @@ def test_values_are_typed(tmp_path):
     params = load_params(write(tmp_path, "train:\n  epochs: 3\n  learning_rate: 1\n"))
     assert params.train.epochs == 3
     assert isinstance(params.train.learning_rate, float)
-    assert params.attention.modules == ["se", "cbam"]
+    assert params.attention.modules == ["se", "cbam", "pam", "gc"]
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -55,6 +55,18 @@ def test_values_are_typed(tmp_path):
     ("counterfactuals:\n  target: class\n", "counterfactuals.target_class is required"),
     ("validate:\n  val_fraction: 0.5\n  test_fraction: 0.45\n", "leaves too little to train on"),
     ("train: [\n", "is not valid YAML at line 2"),
+    ("train:\n  backbone: resnet18\n", "train.backbone = 'resnet18' is not allowed; allowed: one "
+     "of 'simple_cnn', 'mobilenet_v2', 'efficientnet_b0', 'resnet50', 'vgg16'"),
+    ("train:\n  weights: resnet.pt\n", "train.weights = 'resnet.pt' is not allowed; allowed: "
+     "'none', 'imagenet' or the path of a Keras weights file (.weights.h5 or .h5)"),
+    ("train:\n  backbone: vgg16\n  input_size: 28\n", "too small for vgg16; allowed: >= 32"),
+    ("train:\n  weights: imagenet\n", "simple_cnn has no ImageNet weights"),
+    ("train:\n  input_size: 4\n", "train.input_size = 4 is out of range"),
+    ("train:\n  class_weight: inverse\n", "train.class_weight = 'inverse' is not allowed"),
+    ("train:\n  augment:\n    horizontal_flip: true\n", "a mirrored digit is another shape"),
+    ("train:\n  augment:\n    elastic_strength: 2\n", "elastic_strength = 2.0 is out of range"),
+    ("attention:\n  frozen_epochs: 5\n  epochs: 3\n", "attention.frozen_epochs = 5 is more than"),
+    ("attention:\n  placement: block2\n", "attention.placement must be a non-empty list"),
 ])
 def test_bad_values_name_the_key_and_what_is_allowed(tmp_path, text, expected):
     with pytest.raises(ParamsError) as caught:
@@ -84,3 +96,25 @@ def test_section_is_a_plain_dict_for_logging():
     section = Params().section("train")
     assert section["epochs"] == 12
     assert section["conv_filters"] == [32, 64]
+
+
+def test_backbone_weights_and_placement_are_typed(tmp_path):
+    params = load_params(write(tmp_path, (
+        "train:\n  backbone: mobilenet_v2\n  weights: imagenet\n  input_size: 64\n"
+        "  class_weight: balanced\n  mixed_precision: true\n"
+        "attention:\n  placement: [block_6_expand_relu, out_relu]\n  frozen_epochs: 4\n")))
+    assert params.train.backbone == "mobilenet_v2" and params.train.weights == "imagenet"
+    assert params.train.input_size == 64 and params.train.class_weight == "balanced"
+    assert params.train.mixed_precision is True
+    assert params.attention.placement == ["block_6_expand_relu", "out_relu"]
+    assert params.attention.frozen_epochs == params.attention.epochs == 4
+
+
+def test_backbone_and_module_choices_match_the_model_registries():
+    from pixelflip.models.attention import ATTENTION_MODULES
+    from pixelflip.models.backbones import BACKBONES
+    from pixelflip.params import ATTENTION_MODULES as MODULE_CHOICES
+    from pixelflip.params import BACKBONES as BACKBONE_CHOICES
+
+    assert BACKBONE_CHOICES == tuple(BACKBONES)
+    assert set(MODULE_CHOICES) == set(ATTENTION_MODULES)

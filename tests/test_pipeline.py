@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -22,12 +23,13 @@ PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/co
                  "stages", "src/pixelflip"]
 TINY = {
     "data": {"max_images_per_class": 20},
-    "train": {"epochs": 1, "batch_size": 32},
-    "attention": {"epochs": 1},
+    "train": {"epochs": 4, "batch_size": 16, "early_stopping_patience": 10},
+    "attention": {"epochs": 2, "frozen_epochs": 1},
     "counterfactuals": {"num_images": 8, "max_iterations": 100, "binary_search_steps": 3},
 }
-STAGES = ["download", "validate", "train", "attention@se", "attention@cbam", "counterfactuals",
-          "evaluate"]
+MODULES = ["se", "cbam", "pam", "gc"]
+STAGES = ["download", "validate", "train", *(f"attention@{module}" for module in MODULES),
+          "compare", "counterfactuals", "evaluate"]
 
 
 def run(command, cwd, check=True, extra_env=None):
@@ -123,7 +125,7 @@ def test_repro_runs_every_stage_and_writes_every_output(project):
     assert (project / "reports/data/index.html").stat().st_size > 1000
 
     evaluation = json.loads((project / "metrics/evaluation.json").read_text())
-    assert sorted(evaluation) == ["base", "cbam", "se"]
+    assert sorted(evaluation) == sorted(["base", *MODULES])
     for model in evaluation.values():
         assert 0.0 <= model["test_accuracy"] <= 1.0
         assert model["counterfactuals"]["num_images"] == 8
@@ -131,7 +133,40 @@ def test_repro_runs_every_stage_and_writes_every_output(project):
     for figure in ("base_grid.png", "base_example.png", "se_grid.png", "cbam_example.png"):
         assert (project / "plots/counterfactuals" / figure).stat().st_size > 5000
     history = (project / "plots/train/history.csv").read_text().splitlines()
-    assert history[0].startswith("epoch,") and len(history) == 2
+    assert history[0].startswith("epoch,") and len(history) == 5
+    # The attention stages ran a frozen epoch then an unfrozen one, numbered on.
+    attention_history = (project / "plots/attention/pam/history.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in attention_history[1:]] == ["1", "2"]
+    assert not (project / ".backup").exists() or not any((project / ".backup").iterdir())
+
+
+def test_comparison_table_lists_every_model_with_its_figures(project):
+    comparison = json.loads((project / "metrics/comparison.json").read_text())
+    assert list(comparison["models"]) == ["base", *MODULES]
+    assert comparison["best_model"] == max(
+        comparison["models"], key=lambda name: comparison["models"][name]["val_accuracy"])
+    for name, row in comparison["models"].items():
+        assert row["module"] == ("none" if name == "base" else name)
+        assert row["backbone"] == "simple_cnn"
+        assert row["parameters"] > 1000 and row["inference_ms_per_image"] > 0
+        assert 0.0 <= row["test_accuracy"] <= 1.0 and row["training_seconds"] > 0
+    table = (project / "plots/comparison/models.csv").read_text().splitlines()
+    assert table[0].startswith("model,module,backbone,test_accuracy,test_loss") and len(table) == 6
+    assert (project / "plots/comparison/models.png").stat().st_size > 10000
+
+
+def test_attention_maps_are_exported_for_the_explained_images(project):
+    import numpy as np
+
+    for module in MODULES:
+        with np.load(project / f"data/counterfactuals/{module}_attention.npz") as maps:
+            assert sorted(maps.files) == [f"counterfactual/attention_{module}",
+                                          f"original/attention_{module}"]
+            original = maps[f"original/attention_{module}"]
+            assert original.shape == (8, 28, 28)
+            assert 0.0 <= original.min() and original.max() <= 1.0
+        assert (project / f"plots/counterfactuals/{module}_attention.png").stat().st_size > 5000
+    assert not (project / "data/counterfactuals/base_attention.npz").exists()
 
 
 def test_dvc_metrics_and_plots_show(project):
@@ -169,6 +204,18 @@ def test_mlflow_holds_one_parent_with_a_child_per_stage_and_the_models(project):
     logged_base = next(model for model in models if model.source_run_id == train.info.run_id)
     loaded = mlflow.tensorflow.load_model(f"models:/{logged_base.model_id}")
     assert loaded.output_shape[-1] == 10
+    # Per-epoch points, the machine's load while training, the strategy it trained under.
+    assert [point.step for point in client.get_metric_history(train.info.run_id, "val_loss")] \
+        == [1, 2, 3, 4]
+    assert "system/cpu_utilization_percentage" in train.data.metrics
+    assert train.data.params["device.strategy"] == "default"
+    # Every trained model is a version of one registered model; @best has the best val accuracy.
+    versions = client.search_model_versions("name = 'pixelflip-classifier'")
+    assert sorted(version.tags["module"] for version in versions) == sorted(["base", *MODULES])
+    best = client.get_model_version_by_alias("pixelflip-classifier", "best")
+    comparison = json.loads((project / "metrics/comparison.json").read_text())
+    assert float(best.tags["val_accuracy"]) == pytest.approx(
+        max(row["val_accuracy"] for row in comparison["models"].values()))
 
 
 def test_second_repro_reruns_nothing(project):
@@ -213,3 +260,35 @@ def test_bad_params_stop_with_one_clear_line(project):
     assert "error: params.yaml: unknown key 'train.epoch' (did you mean 'train.epochs'?)" \
         in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_killed_train_stage_resumes_and_finishes_with_the_same_result(project):
+    # Last in the file: it retrains the base model, which later checks must not see.
+    import psutil
+
+    from pixelflip.models.resume import backed_up_epochs
+
+    uninterrupted = json.loads((project / "metrics/train.json").read_text())
+    uninterrupted_history = (project / "plots/train/history.csv").read_text()
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": str(project / "src"), "DVC_NO_ANALYTICS": "1"}
+    repro = subprocess.Popen(["dvc", "repro", "--single-item", "--force", "train"], cwd=project,
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    backup = project / ".backup/train/all"
+    while repro.poll() is None and (backed_up_epochs(backup) or 0) < 2:
+        time.sleep(0.05)
+    stage = [child for child in psutil.Process(repro.pid).children(recursive=True)
+             if "stages/train.py" in " ".join(child.cmdline())]
+    assert stage, "the train stage ended before two epochs were backed up"
+    stage[0].kill()  # SIGKILL, as the out-of-memory killer would
+    killed_log = repro.communicate(timeout=600)[0]
+    assert repro.returncode != 0, killed_log
+    assert not (project / "models/base.keras").exists()
+
+    resumed = run(["dvc", "repro", "--single-item", "train"], project)
+    assert "resuming from epoch" in resumed.stdout + resumed.stderr
+    after = json.loads((project / "metrics/train.json").read_text())
+    assert after["test"] == uninterrupted["test"]
+    assert after["validation"] == uninterrupted["validation"]
+    assert (project / "plots/train/history.csv").read_text() == uninterrupted_history
+    assert not (project / ".backup/train").exists()

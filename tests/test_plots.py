@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import matplotlib.colors
 import matplotlib.image
 import numpy as np
 import pandas as pd
@@ -297,3 +298,219 @@ def test_explanation_row_draws_one_image(tmp_path):
 def test_explanation_figures_reject_bad_arguments(call, message):
     with pytest.raises(ValueError, match=message):
         call(make_result())
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def comparison_frame(**overrides):
+    columns = {
+        "model": ["base", "se", "cbam", "pam", "gc"],
+        "module": [None, "se", "cbam", "pam", "gc"],
+        "backbone": ["small_cnn"] * 5,
+        "test_accuracy": [0.98123, 0.9845, 0.98714, 0.9803, 0.985],
+        "test_loss": [0.061, 0.05, 0.045, 0.07, 0.05],
+        "parameters": [1234567, 1250000, 1260000, 1300000, 1240000],
+        "training_seconds": [120.33, 40.2, 45.16, 60.0, 38.0],
+        "inference_ms_per_image": [0.4123, 0.45, 0.5104, 0.62, 0.44],
+    }
+    columns.update(overrides)
+    return pd.DataFrame(columns)
+
+
+def table_rows(figure) -> list[list[str]]:
+    (axis,) = [axis for axis in figure.axes if axis.get_label() == "table"]
+    cells = axis.tables[0].get_celld()
+    rows = max(row for row, _ in cells) + 1
+    columns = max(column for _, column in cells) + 1
+    return [[cells[row, column].get_text().get_text() for column in range(columns)]
+            for row in range(rows)]
+
+
+def test_comparison_table_formats_every_column_and_highlights_the_best(tmp_path):
+    figure = plots.plot_comparison_table(comparison_frame())
+    assert labels_of(figure) == [
+        "table", "test_accuracy", "parameters", "inference_ms_per_image"
+    ]
+    header, *rows = table_rows(figure)
+    assert header[:4] == ["model", "module", "backbone", "test accuracy"]
+    assert rows[2] == [
+        "cbam", "cbam", "small_cnn", "0.9871", "0.0450", "1,260,000", "45.2", "0.510"
+    ]
+    assert rows[0][:2] == ["base", "n/a"] and rows[0][5:] == ["1,234,567", "120.3", "0.412"]
+    # The best accuracy (cbam, row 3 counting the header) is the only highlighted row.
+    cells = figure.axes[0].tables[0].get_celld()
+    backgrounds = {row: cells[row, 3].get_facecolor() for row in range(1, 6)}
+    assert backgrounds[3] != backgrounds[1] and len({backgrounds[row] for row in (1, 2, 4, 5)}) == 1
+    assert cells[3, 0].get_text().get_fontweight() == "bold"
+    assert "cbam" in figure.get_suptitle()
+    green = matplotlib.colors.to_rgba(plots.SUCCESS_COLOR)
+    for axis in figure.axes[1:]:
+        assert [label.get_text() for label in axis.get_yticklabels()] == [
+            "base", "se", "cbam", "pam", "gc"
+        ]
+        assert [patch.get_facecolor() == green for patch in axis.patches] == [
+            False, False, True, False, False
+        ]
+    (parameters_axis,) = [axis for axis in figure.axes if axis.get_label() == "parameters"]
+    assert "1,300,000" in [text.get_text() for text in parameters_axis.texts]
+    path = tmp_path / "attention_comparison.png"
+    plots.save_figure(figure, path)
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    assert_png(path)
+
+
+def test_comparison_table_shows_missing_values_as_not_available():
+    frame = comparison_frame(test_accuracy=[float("nan")] * 5, inference_ms_per_image=[None] * 5)
+    figure = plots.plot_comparison_table(frame)
+    _, *rows = table_rows(figure)
+    assert all(row[3] == "n/a" and row[7] == "n/a" for row in rows)
+    # No accuracy, so no model is highlighted.
+    assert not any(
+        patch.get_facecolor() == matplotlib.colors.to_rgba(plots.SUCCESS_COLOR)
+        for axis in figure.axes[1:] for patch in axis.patches
+    )
+
+
+def test_comparison_table_rejects_missing_columns_empty_frames_and_text():
+    frame = comparison_frame()
+    with pytest.raises(ValueError, match=r"\['backbone', 'parameters'\]"):
+        plots.plot_comparison_table(frame.drop(columns=["parameters", "backbone"]))
+    with pytest.raises(ValueError, match="no rows"):
+        plots.plot_comparison_table(frame.iloc[:0])
+    with pytest.raises(ValueError, match="training_seconds"):
+        plots.plot_comparison_table(comparison_frame(training_seconds=["fast"] * 5))
+
+
+def test_comparison_table_can_mark_the_best_model_by_another_column():
+    frame = comparison_frame(val_accuracy=[0.97, 0.99, 0.98, 0.96, 0.95])
+    figure = plots.plot_comparison_table(frame, best_by="val_accuracy")
+    header, *rows = table_rows(figure)
+    assert header[-1] == "val accuracy" and [row[-1] for row in rows][:2] == ["0.97", "0.99"]
+    assert figure.get_suptitle().endswith("(best val accuracy: se)")
+    cells = figure.axes[0].tables[0].get_celld()
+    assert cells[2, 0].get_text().get_fontweight() == "bold"
+    assert cells[3, 0].get_text().get_fontweight() != "bold"
+    with pytest.raises(ValueError, match="val_loss"):
+        plots.plot_comparison_table(frame, best_by="val_loss")
+
+
+def half_attention_maps(count=3, size=8):
+    """Attention 1 on the left half of every image, 0 on the right half."""
+    maps = np.zeros((count, size, size), dtype=np.float32)
+    maps[:, :, : size // 2] = 1.0
+    return maps
+
+
+def attention_images(count=3, size=8, channels=1):
+    return np.full((count, size, size, channels), 0.5, dtype=np.float32)
+
+
+def axes_labelled(figure, label):
+    return [axis for axis in figure.axes if axis.get_label() == label]
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_attention_maps_draw_one_row_per_image_and_one_panel_per_layer(tmp_path, channels):
+    images = attention_images(channels=channels)
+    maps = {"se": half_attention_maps(), "cbam": 1.0 - half_attention_maps()}
+    figure = plots.plot_attention_maps(images, maps, titles=["7", "1", "4"], max_images=2)
+    # 2 rows of image + 2 layers, plus one shared colour bar.
+    assert len(figure.axes) == 2 * 3 + 1
+    assert [axis.get_title() for axis in axes_labelled(figure, "image")] == ["7", "1"]
+    assert [axis.get_title() for axis in axes_labelled(figure, "attention")] == [
+        "se", "cbam", "se", "cbam"
+    ]
+    se_overlay = np.asarray(axes_labelled(figure, "attention")[0].images[0].get_array())
+    assert se_overlay.shape == (8, 8, 3)
+    np.testing.assert_allclose(se_overlay, plots.attention_overlay(images[0], maps["se"][0]))
+    # Where the map is high the overlay differs from where it is low, and is brighter (inferno).
+    high, low = se_overlay[4, 1], se_overlay[4, 6]
+    assert np.abs(high - low).max() > 0.2 and high.mean() > low.mean()
+    cbam_overlay = np.asarray(axes_labelled(figure, "attention")[1].images[0].get_array())
+    np.testing.assert_allclose(cbam_overlay[4, 1], low, atol=1e-6)
+    path = tmp_path / "attention.png"
+    plots.save_figure(figure, path)
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_attention_maps_with_counterfactuals_show_where_attention_moved():
+    images = attention_images()
+    maps = half_attention_maps()
+    moved = {"se": maps[..., ::-1], "cbam": maps}
+    figure = plots.plot_attention_maps(
+        images, {"se": maps, "cbam": maps}, counterfactuals=images * 0.5,
+        counterfactual_maps=moved,
+    )
+    assert len(figure.axes) == 3 * 6 + 1
+    assert len(axes_labelled(figure, "counterfactual")) == 3
+    titles = [axis.get_title() for axis in axes_labelled(figure, "counterfactual attention")]
+    assert titles[:2] == [
+        "se (counterfactual)\nmean change 1.00", "cbam (counterfactual)\nmean change 0.00"
+    ]
+    counterfactual_overlay = axes_labelled(figure, "counterfactual attention")[0].images[0]
+    np.testing.assert_allclose(
+        counterfactual_overlay.get_array(),
+        plots.attention_overlay(images[0] * 0.5, moved["se"][0]),
+    )
+    # The image columns come first in every row, then the counterfactual columns.
+    assert labels_of(figure)[:6] == ["image", "attention", "attention", "counterfactual",
+                                      "counterfactual attention", "counterfactual attention"]
+
+
+def test_attention_overlay_blends_the_colormap_over_the_image():
+    rgb = np.random.default_rng(4).uniform(0, 1, (5, 6, 3)).astype(np.float32)
+    attention = np.linspace(0, 1, 30, dtype=np.float32).reshape(5, 6)
+    np.testing.assert_allclose(plots.attention_overlay(rgb, attention, opacity=0.0), rgb)
+    pure = plots.attention_overlay(rgb, attention, colormap="jet", opacity=1.0)
+    np.testing.assert_allclose(pure, matplotlib.colormaps["jet"](attention)[..., :3], atol=1e-6)
+    grey = plots.attention_overlay(np.full((5, 6, 1), 0.2), attention, opacity=0.0)
+    np.testing.assert_allclose(grey, 0.2, atol=1e-6)
+    with pytest.raises(ValueError, match="attention_map"):
+        plots.attention_overlay(rgb, attention.T)
+    with pytest.raises(ValueError, match="opacity"):
+        plots.attention_overlay(rgb, attention, opacity=1.5)
+    with pytest.raises(ValueError, match="colormap"):
+        plots.attention_overlay(rgb, attention, colormap="no-such-map")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"images": np.zeros((3, 8, 8))}, "images"),
+        ({"images": np.zeros((3, 8, 8, 2))}, "images"),
+        ({"maps": {"se": np.zeros((3, 4, 4))}}, r"maps\['se'\]"),
+        ({"maps": {"se": np.zeros((2, 8, 8))}}, r"maps\['se'\]"),
+        ({"maps": {"se": np.full((3, 8, 8), np.nan)}}, r"maps\['se'\]"),
+        ({"maps": {}}, "maps"),
+        ({"titles": ["only one"]}, "titles"),
+        ({"max_images": 0}, "max_images"),
+        ({"counterfactuals": np.zeros((3, 8, 8, 1))}, "counterfactual_maps"),
+        ({"counterfactuals": np.zeros((3, 4, 4, 1)),
+          "counterfactual_maps": {"se": np.zeros((3, 8, 8))}}, "counterfactuals has shape"),
+        ({"counterfactuals": np.zeros((3, 8, 8, 1)),
+          "counterfactual_maps": {"cbam": np.zeros((3, 8, 8))}}, "counterfactual_maps has layers"),
+        ({"counterfactuals": np.zeros((3, 8, 8, 1)),
+          "counterfactual_maps": {"se": np.zeros((3, 8, 7))}}, r"counterfactual_maps\['se'\]"),
+    ],
+)
+def test_attention_maps_reject_bad_arguments(arguments, message):
+    call = {"images": attention_images(), "maps": {"se": half_attention_maps()}} | arguments
+    images, maps = call.pop("images"), call.pop("maps")
+    with pytest.raises(ValueError, match=message):
+        plots.plot_attention_maps(images, maps, **call)
+
+
+def test_every_public_name_of_the_submodules_is_exported_by_the_package():
+    from pixelflip.plots import attention, common, comparison, counterfactuals, training
+
+    defined = {
+        name
+        for module in (attention, common, comparison, counterfactuals, training)
+        for name, value in vars(module).items()
+        if not name.startswith("_")
+        and (name.isupper() or getattr(value, "__module__", None) == module.__name__)
+    }
+    assert "plot_attention_maps" in defined and "save_figure" in defined
+    assert defined == set(plots.__all__)
+    assert all(hasattr(plots, name) for name in plots.__all__)

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+CPUINFO = Path("/proc/cpuinfo")
 
 
-def cpu_model() -> str:
-    """The CPU's marketing name from /proc/cpuinfo, or the platform's processor string."""
-    cpuinfo = Path("/proc/cpuinfo")
+def cpu_model(cpuinfo: str | os.PathLike = CPUINFO) -> str:
+    """The CPU's marketing name from ``cpuinfo`` (the first ``model name`` line).
+
+    Falls back to the platform's processor string, then its machine type, when the file is
+    missing or names no model (ARM kernels often leave it out).
+    """
+    cpuinfo = Path(cpuinfo)
     if cpuinfo.exists():
         for line in cpuinfo.read_text(errors="replace").splitlines():
             if line.lower().startswith("model name"):
@@ -18,12 +25,15 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def describe_device() -> dict[str, str | int]:
-    """Describe the devices TensorFlow will run on.
+def describe_device(*, extra: Mapping[str, Any] | None = None) -> dict[str, str | int]:
+    """Describe the devices TensorFlow will run on, as MLflow parameters.
 
     Returns a flat dict ready for ``mlflow.log_params``: ``device.type`` ("GPU" or "CPU"),
-    ``device.cpu`` and ``device.cpu_count``, and for GPUs ``device.gpu_count``,
-    ``device.gpu_names`` and ``device.gpu_memory_mb`` (total per GPU, comma-separated).
+    ``device.cpu`` (model name) and ``device.cpu_count``, ``device.gpu_count``, and when there
+    are GPUs ``device.gpu_names`` and ``device.gpu_memory_mb`` (total MiB per GPU, or
+    "unknown" where NVML cannot tell; comma-separated, in TensorFlow's order). Entries of
+    ``extra`` are added as ``device.<key>`` (``{"strategy": "MirroredStrategy", "replicas": 2}``
+    gives ``device.strategy`` and ``device.replicas``); None values are left out.
     Imports TensorFlow, so call it only from stages that use it anyway.
     """
     import tensorflow as tf
@@ -36,25 +46,58 @@ def describe_device() -> dict[str, str | int]:
     description["device.type"] = "GPU" if gpus else "CPU"
     description["device.gpu_count"] = len(gpus)
     if gpus:
-        names, memory = [], []
-        for gpu in gpus:
-            details = tf.config.experimental.get_device_details(gpu)
-            names.append(details.get("device_name", gpu.name))
-            memory.append(str(_gpu_memory_mb(gpu)))
+        names = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
+                 for gpu in gpus]
         description["device.gpu_names"] = ", ".join(names)
-        description["device.gpu_memory_mb"] = ", ".join(memory)
+        description["device.gpu_memory_mb"] = ", ".join(
+            str(memory) for memory in match_gpu_memory(names, nvml_gpu_memory()))
+    for key, value in (extra or {}).items():
+        if value is not None:
+            description[key if key.startswith("device.") else f"device.{key}"] = value
     return description
 
 
-def _gpu_memory_mb(gpu) -> int | str:
-    # TensorFlow exposes no total-memory query, so ask the driver's own tool; a label is not
-    # worth failing a training run over, hence "unknown" when nvidia-smi is absent.
-    index = gpu.name.rsplit(":", 1)[-1]
+def nvml_gpu_memory() -> list[tuple[str, int]]:
+    """``(name, total MiB)`` of every GPU the NVIDIA driver sees; empty without driver or GPU."""
     try:
-        output = subprocess.run(
-            ["nvidia-smi", f"--id={index}", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=10, check=True,
-        ).stdout
-        return int(output.strip().splitlines()[0])
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
-        return "unknown"
+        import pynvml
+    except ImportError:
+        return []
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError:  # no driver, or no GPU
+        return []
+    try:
+        handles = [pynvml.nvmlDeviceGetHandleByIndex(index)
+                   for index in range(pynvml.nvmlDeviceGetCount())]
+        return [(_text(pynvml.nvmlDeviceGetName(handle)),
+                 int(pynvml.nvmlDeviceGetMemoryInfo(handle).total) // 2**20)
+                for handle in handles]
+    except pynvml.NVMLError:
+        return []
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def match_gpu_memory(names: list[str], nvml_devices: list[tuple[str, int]]) -> list[int | str]:
+    """Total memory of each GPU in ``names``, matched to the NVML devices by name.
+
+    TensorFlow numbers only the GPUs in ``CUDA_VISIBLE_DEVICES``, in CUDA's order, while NVML
+    numbers every GPU by PCI bus; matching by name (each NVML device used once) gets the right
+    memory wherever GPUs of one name have one memory size. "unknown" when no device matches.
+    """
+    remaining = list(nvml_devices)
+    memory: list[int | str] = []
+    for name in names:
+        match = next((device for device in remaining if device[0] == name), None)
+        if match is None:
+            memory.append("unknown")
+        else:
+            remaining.remove(match)
+            memory.append(match[1])
+    return memory
+
+
+def _text(value: str | bytes) -> str:
+    # Older NVML bindings return bytes, current ones str.
+    return value.decode() if isinstance(value, bytes) else value

@@ -21,6 +21,11 @@ ATTENTION_MODELS_DIR = MODELS_DIR / "attention"
 
 METRICS_DIR = Path("metrics")
 PLOTS_DIR = Path("plots")
+COMPARISON_DIR = PLOTS_DIR / "comparison"
+
+# Training backups live outside every DVC output: DVC deletes a stage's outputs before it reruns
+# the stage, and a killed stage must find its last finished epoch there.
+BACKUP_DIR = Path(".backup")
 
 BASE_MODEL_NAME = "base"
 
@@ -35,3 +40,15 @@ def model_path(model_name: str) -> Path:
 def model_names(attention_modules: list[str]) -> list[str]:
     """Every model the pipeline explains and evaluates, base first."""
     return [BASE_MODEL_NAME, *attention_modules]
+
+
+def metrics_path(model_name: str) -> Path:
+    """The training metrics of a model: the base CNN's, or one attention module's."""
+    if model_name == BASE_MODEL_NAME:
+        return METRICS_DIR / "train.json"
+    return METRICS_DIR / "attention" / f"{model_name}.json"
+
+
+def backup_dir(stage: str) -> Path:
+    """Where the ``train`` or ``attention@<module>`` stage keeps its resumable epochs."""
+    return BACKUP_DIR / stage.replace("@", "-")

@@ -22,6 +22,12 @@ from typing import Any
 import yaml
 
 
+# The same tuples as pixelflip.models.backbones.BACKBONES and ATTENTION_MODULES (a test keeps them
+# equal); repeated here so that checking params does not import TensorFlow.
+BACKBONES = ("simple_cnn", "mobilenet_v2", "efficientnet_b0", "resnet50", "vgg16")
+ATTENTION_MODULES = ("se", "cbam", "pam", "gc")
+
+
 class ParamsError(ValueError):
     """A parameter file that cannot be used; the message names the key and what is allowed."""
 
@@ -87,11 +93,20 @@ class AugmentParams:
                            help="random rotation, fraction of a full turn")
     translation: float = knob(0.0, minimum=0.0, maximum=0.5,
                               help="random shift, fraction of the image side")
+    elastic_strength: float = knob(0.0, minimum=0.0, maximum=1.0,
+                                   help="elastic distortion: mean shift = strength x 10% of the "
+                                        "side; 0 = off")
+    elastic_smoothness: float = knob(0.15, minimum=0.0, maximum=0.5, exclusive_minimum=True,
+                                     help="width of the distortion's smoothing, fraction of the side")
 
 
 @dataclass(frozen=True)
 class TrainParams:
-    backbone: str = knob("simple_cnn", choices=("simple_cnn",))
+    backbone: str = knob("simple_cnn", choices=BACKBONES)
+    weights: str = knob("none", help="none | imagenet | path to a backbone .weights.h5")
+    input_size: int | None = knob(None, minimum=8, maximum=1024,
+                                  help="side the backbone sees; null = image size (>= 32 for "
+                                       "keras.applications backbones)")
     epochs: int = knob(12, minimum=1, maximum=1000)
     batch_size: int = knob(64, minimum=1, maximum=4096)
     learning_rate: float = knob(1e-3, minimum=0.0, maximum=1.0, exclusive_minimum=True)
@@ -102,15 +117,21 @@ class TrainParams:
     reduce_lr_factor: float = knob(0.5, minimum=0.0, maximum=1.0, exclusive_minimum=True,
                                    exclusive_maximum=True)
     reduce_lr_patience: int = knob(1, minimum=0)
+    class_weight: str | None = knob(None, choices=("balanced",),
+                                    help="balanced = weight classes by inverse frequency")
+    mixed_precision: bool = knob(False, help="float16 on GPU, bfloat16 on CPU")
     augment: AugmentParams = field(default_factory=AugmentParams)
 
 
 @dataclass(frozen=True)
 class AttentionParams:
-    modules: list[str] = knob(["se", "cbam"], choices=("se", "cbam"))
-    placement: str | None = knob(None, help="layer after which the module goes; null = last block")
+    modules: list[str] = knob(["se", "cbam", "pam", "gc"], choices=ATTENTION_MODULES)
+    placement: list[str] | None = knob(None, help="feature blocks after which a module goes; "
+                                       "null = the last block")
     reduction_ratio: int = knob(8, minimum=1, maximum=256)
-    epochs: int = knob(4, minimum=1, maximum=1000)
+    frozen_epochs: int = knob(1, minimum=0, maximum=1000,
+                              help="first epochs train only the attention module")
+    epochs: int = knob(4, minimum=1, maximum=1000, help="all fine-tuning epochs, frozen included")
     batch_size: int = knob(64, minimum=1, maximum=4096)
     learning_rate: float = knob(5e-4, minimum=0.0, maximum=1.0, exclusive_minimum=True)
 
@@ -144,6 +165,8 @@ class TrackingParams:
     enabled: bool = knob(True)
     uri: str | None = knob(None, help="MLflow tracking URI; null = sqlite:///<repo>/mlflow.db")
     experiment: str = knob("pixelflip")
+    registered_model: str = knob("pixelflip-classifier",
+                                 help="MLflow registered model; every trained model is a version")
 
 
 @dataclass(frozen=True)
@@ -307,7 +330,31 @@ def _check_cross_field(params: Params) -> None:
     if data.kaggle.dataset.count("/") != 1 or not all(data.kaggle.dataset.split("/")):
         raise ParamsError(f"data.kaggle.dataset = {data.kaggle.dataset!r} is not a Kaggle dataset "
                           "slug; allowed: 'owner/name' as in kaggle.com/datasets/owner/name")
+    _check_training(params)
     split = params.validate.val_fraction + params.validate.test_fraction
     if split >= 0.9:
         raise ParamsError(f"validate.val_fraction + validate.test_fraction = {split:g} leaves "
                           "too little to train on; allowed: a sum below 0.9")
+
+
+def _check_training(params: Params) -> None:
+    train, attention = params.train, params.attention
+    weights = train.weights
+    if weights not in ("none", "imagenet") and not weights.endswith(".h5"):
+        raise ParamsError(f"train.weights = {weights!r} is not allowed; allowed: 'none', "
+                          "'imagenet' or the path of a Keras weights file (.weights.h5 or .h5)")
+    if train.backbone != "simple_cnn" and train.input_size is not None and train.input_size < 32:
+        raise ParamsError(f"train.input_size = {train.input_size} is too small for "
+                          f"{train.backbone}; allowed: >= 32 (the keras.applications minimum), "
+                          "or null")
+    if train.backbone == "simple_cnn" and weights == "imagenet":
+        raise ParamsError("train.weights = 'imagenet' needs a keras.applications backbone; "
+                          "simple_cnn has no ImageNet weights: set train.backbone to one of "
+                          + ", ".join(BACKBONES[1:]))
+    if params.data.source == "mnist" and train.augment.horizontal_flip:
+        raise ParamsError("train.augment.horizontal_flip = true mirrors digits, and a mirrored "
+                          "digit is another shape: keep it false for data.source 'mnist'")
+    if attention.frozen_epochs > attention.epochs:
+        raise ParamsError(f"attention.frozen_epochs = {attention.frozen_epochs} is more than "
+                          f"attention.epochs = {attention.epochs}, which counts every "
+                          "fine-tuning epoch; allowed: at most attention.epochs")

@@ -12,13 +12,13 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pixelflip import tracking  # noqa: E402
-from pixelflip.params import Params, ParamsError, load_params  # noqa: E402
+from pixelflip import tracking
+from pixelflip.params import Params, ParamsError, load_params
 
 EXIT_BAD_INPUT = 2
 
@@ -27,11 +27,13 @@ class StageError(ValueError):
     """Unusable input found while a stage runs; the message says what to do."""
 
 
-def run_stage(stage: str, body: Callable[[Params], None], *, sections: tuple[str, ...]) -> None:
+def run_stage(stage: str, body: Callable[[Params], None], *, sections: tuple[str, ...],
+              log_system_metrics: bool = False) -> None:
     """Load ``params.yaml``, open the MLflow child run of ``stage`` and call ``body(params)``.
 
     ``sections`` are the params sections the stage reads; they are logged to MLflow (with
-    ``seed``) as ``section.key`` parameters.
+    ``seed``) as ``section.key`` parameters. ``log_system_metrics`` samples CPU, memory and GPU
+    use into the run while the stage works (the training stages).
     """
     root = tracking.project_root()
     started = time.perf_counter()
@@ -42,7 +44,7 @@ def run_stage(stage: str, body: Callable[[Params], None], *, sections: tuple[str
             logged.update(tracking.flatten(section, params.section(section)))
         with tracking.stage_run(stage, root=root, experiment=params.tracking.experiment,
                                 uri=params.tracking.uri, enabled=params.tracking.enabled,
-                                params=logged):
+                                params=logged, log_system_metrics=log_system_metrics):
             body(params)
     except ParamsError as error:
         _fail(stage, f"params.yaml: {error}")

@@ -7,18 +7,26 @@ attach to it. A stage run outside DVC gets a parent of its own.
 
 Every run carries the git commit, ``DVC_EXP_NAME`` when DVC sets it, and the sha256 of the raw
 data archive, so a run in the UI leads back to the exact code, experiment and data.
+
+Training stages also record, in their child run: MLflow's system metrics (``system/...``, GPU
+ones only where NVML finds a GPU), one point per epoch of every Keras metric (step = the 1-based
+epoch number, epochs restored from a backup included), and the model, registered as a version of
+one registered model (:mod:`pixelflip.registry` logs and registers models). Every helper here is a no-op when no run is
+active, so a stage with tracking disabled runs the same code and writes no store.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import socket
 import subprocess
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from pixelflip import layout
 from pixelflip.io import read_json
@@ -28,6 +36,8 @@ STAGE_TAG = "pixelflip.stage"
 DATA_SHA256_TAG = "pixelflip.data_sha256"
 EXP_NAME_TAG = "dvc.exp_name"
 GIT_COMMIT_TAG = "mlflow.source.git.commit"
+#: Seconds between two samples of MLflow's system metrics (MLflow's own default is 10).
+SYSTEM_METRICS_INTERVAL_S = 2.0
 
 
 def project_root(start: str | os.PathLike | None = None) -> Path:
@@ -87,7 +97,7 @@ def _is_dvc_command(command: list[str]) -> bool:
 def git_commit(root: Path) -> str | None:
     try:
         result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                text=True, timeout=10)
+                                text=True, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     return result.stdout.strip() or None if result.returncode == 0 else None
@@ -123,11 +133,18 @@ def flatten(prefix: str, values: Mapping[str, Any]) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def stage_run(stage: str, *, root: Path, experiment: str, uri: str | None, enabled: bool,
-              params: Mapping[str, Any]) -> Iterator[Any]:
+              params: Mapping[str, Any], log_system_metrics: bool = False) -> Iterator[Any]:
     """Open the child run of ``stage`` under this pipeline's parent run.
 
     Yields the active ``mlflow.ActiveRun`` (or None when tracking is disabled). The parent is
     marked finished after every stage, so it ends in the state of the last stage that ran.
+
+    ``log_system_metrics`` starts MLflow's system metrics monitor on the child run: CPU, memory,
+    disk and network, plus per-GPU utilization, memory and power where NVML (``nvidia-ml-py``)
+    finds a GPU; on a machine without one MLflow skips the GPU metrics with an INFO line. A
+    sample is logged every :data:`SYSTEM_METRICS_INTERVAL_S` seconds (unless
+    ``MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL`` says otherwise), so a stage shorter than that
+    gets none. ``MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING=true`` turns the monitor on for every stage.
     """
     if not enabled:
         yield None
@@ -142,8 +159,12 @@ def stage_run(stage: str, *, root: Path, experiment: str, uri: str | None, enabl
     parent_id = _parent_run_id(client, experiment_id, tags)
     status = "FAILED"
     try:
-        with mlflow.start_run(experiment_id=experiment_id, run_name=stage, parent_run_id=parent_id,
-                              tags={**tags, STAGE_TAG: stage}) as run:
+        with _system_metrics_sampling():
+            # None rather than False, so that MLflow's own switch still works for other stages.
+            started = mlflow.start_run(experiment_id=experiment_id, run_name=stage,
+                                       parent_run_id=parent_id, tags={**tags, STAGE_TAG: stage},
+                                       log_system_metrics=True if log_system_metrics else None)
+        with started as run:
             mlflow.log_params(params)
             yield run
             # Download is the stage that creates the archive; its digest exists only now.
@@ -154,6 +175,35 @@ def stage_run(stage: str, *, root: Path, experiment: str, uri: str | None, enabl
         status = "FINISHED"
     finally:
         client.set_terminated(parent_id, status=status, end_time=int(time.time() * 1000))
+
+
+@contextlib.contextmanager
+def _system_metrics_sampling() -> Iterator[None]:
+    """Sample system metrics every few seconds while a run starts, then restore the settings.
+
+    MLflow reads its sampling settings from the environment when the monitor is created (in
+    ``start_run``); its default of one sample every 10 s leaves short stages with nothing. A
+    setting already in the environment wins; what this sets is unset again afterwards.
+    """
+    import mlflow
+    from mlflow.environment_variables import (
+        MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING,
+        MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL,
+    )
+
+    set_interval = not MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL.defined
+    set_samples = not MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING.defined
+    if set_interval:
+        mlflow.set_system_metrics_sampling_interval(SYSTEM_METRICS_INTERVAL_S)
+    if set_samples:
+        mlflow.set_system_metrics_samples_before_logging(1)
+    try:
+        yield
+    finally:
+        if set_interval:
+            mlflow.set_system_metrics_sampling_interval(None)
+        if set_samples:
+            mlflow.set_system_metrics_samples_before_logging(None)
 
 
 def _experiment_id(client: Any, name: str, root: Path) -> str:
@@ -196,7 +246,7 @@ def log_metrics(metrics: Mapping[str, Any], step: int | None = None) -> None:
     numeric = {re.sub(r"[^\w\-. :/]", "_", key): float(value)
                for key, value in flatten("", metrics).items()
                if isinstance(value, (int, float)) and not isinstance(value, bool)
-               and value == value}
+               and not math.isnan(value)}
     if numeric:
         mlflow.log_metrics(numeric, step=step)
 
@@ -214,38 +264,139 @@ def log_artifacts(path: str | os.PathLike, artifact_path: str | None = None) -> 
         mlflow.log_artifact(str(path), artifact_path=artifact_path)
 
 
-def log_keras_model(model: Any, name: str, input_example: Any) -> None:
-    """Log a Keras model with its signature and an input example to the active run, if any.
+class EpochMetricsLog:
+    """Log every epoch's Keras metrics to the active MLflow run, epochs restored from a backup too.
 
-    ``input_example`` is a small batch, float32 NHWC in [0, 1]. MLflow's ``tensorflow`` flavor
-    is used because the ``keras`` flavor of MLflow 3.17 writes the input example before it
-    creates the model folder and fails; the ``tensorflow`` flavor stores the same ``.keras``
-    file and loads back as a Keras 3 model or a pyfunc. Requirements are named here because
-    MLflow's inference of them starts a subprocess that costs tens of seconds.
+    Each epoch becomes one point (``step`` = the 1-based epoch number, as in the ``epoch``
+    column of the training history) of every metric in Keras' epoch logs (``loss``,
+    ``accuracy``, ``val_loss``, ``val_accuracy``) and of ``learning_rate``: the rate the epoch
+    trained with, read from the optimizer when the epoch begins, as the history records it.
+
+    A run killed and resumed from a backup trains in a new MLflow run; ``restored_history``
+    (the history saved with the backup: ``epoch``, 1-based, plus one list per metric) is logged
+    into it when training starts, so the resumed run's metrics cover every epoch. Restored
+    epochs that training runs again (numbered at or after the first epoch it runs) are left
+    out, so no step is logged twice.
+
+    Raises
+    ------
+    ValueError
+        If ``restored_history`` has no ``epoch`` list or a list of another length.
+    """
+
+    def __init__(self, restored_history: Mapping[str, list[float]] | None = None,
+                 epoch_offset: int = 0):
+        self._pending = _history_rows(restored_history) if restored_history else []
+        self._learning_rate: float | None = None
+        # A later phase of a multi-phase training (frozen, then unfrozen) numbers on.
+        self._offset = int(epoch_offset)
+
+    def begin_epoch(self, epoch_index: int, learning_rate: float | None = None) -> None:
+        """Called before epoch ``epoch_index`` (0-based, as Keras counts) trains."""
+        self._log_restored(before=self._offset + epoch_index + 1)
+        self._learning_rate = learning_rate
+
+    def end_epoch(self, epoch_index: int, logs: Mapping[str, Any] | None) -> None:
+        """Log the epoch's ``logs`` (as Keras passes them) at step ``epoch_index + 1``."""
+        metrics = dict(logs or {})
+        if self._learning_rate is not None:
+            # Not the rate a callback put in the logs, which may already be the reduced one.
+            metrics["learning_rate"] = self._learning_rate
+        log_metrics(metrics, step=self._offset + epoch_index + 1)
+
+    def end_training(self) -> None:
+        """Log restored epochs still pending (a resumed fit that had no epoch left to run)."""
+        self._log_restored(before=None)
+
+    def _log_restored(self, before: int | None) -> None:
+        for epoch, metrics in self._pending:
+            if before is None or epoch < before:
+                log_metrics(metrics, step=epoch)
+        self._pending = []
+
+
+def _history_rows(history: Mapping[str, list[float]]) -> list[tuple[int, dict[str, Any]]]:
+    """``{"epoch": [1, 2], "loss": [.5, .4]}`` becomes ``[(1, {"loss": .5}), (2, {"loss": .4})]``."""
+    epochs = history.get("epoch")
+    if epochs is None:
+        raise ValueError(f"The history has no 'epoch' list (keys: {sorted(history)}); pass a "
+                         "training history, which numbers its epochs from 1.")
+    for key, values in history.items():
+        if len(values) != len(epochs):
+            raise ValueError(f"history['{key}'] has {len(values)} entries but 'epoch' "
+                             f"has {len(epochs)}; every list needs one entry per epoch.")
+    return [(int(epoch), {key: values[row] for key, values in history.items() if key != "epoch"})
+            for row, epoch in enumerate(epochs)]
+
+
+def epoch_callbacks(restored_history: Mapping[str, list[float]] | None = None,
+                    epoch_offset: int = 0) -> list[Any]:
+    """Keras callbacks that log every epoch to the active run (see :class:`EpochMetricsLog`).
+
+    ``epoch_offset`` is the number of epochs earlier training phases ran: epoch ``e`` of this
+    fit is logged at step ``epoch_offset + e + 1``.
+
+    Returns an empty list when no run is active. ``restored_history`` is the history of the
+    epochs a resumed run restored from its backup, or None for a fresh run. Where the backup
+    is restored inside ``fit`` (``train_classifier(backup_dir=...)``), nobody knows it before;
+    call :func:`log_epoch_history` with the history ``fit`` returns instead.
     """
     import mlflow
 
     if mlflow.active_run() is None:
-        return
-    import keras
-    import tensorflow as tf
-    from mlflow.models import infer_signature
-
-    signature = infer_signature(input_example, model.predict(input_example, verbose=0))
-    mlflow.tensorflow.log_model(
-        model,
-        name=name,
-        signature=signature,
-        input_example=input_example,
-        pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}",
-                          "pixelflip"],
-    )
-
-
-def epoch_callbacks() -> list[Any]:
-    """MLflow's own Keras callback (per-epoch metrics) when a run is active, else nothing."""
-    import mlflow
-
-    if mlflow.active_run() is None:
         return []
-    return [mlflow.keras.MlflowCallback(log_every_epoch=True)]
+    import keras
+
+    epoch_log = EpochMetricsLog(restored_history, epoch_offset)
+    callback = keras.callbacks.LambdaCallback()
+    # LambdaCallback's hooks do not see the model; the closure reaches it through the callback.
+    callback.on_epoch_begin = lambda epoch, logs=None: epoch_log.begin_epoch(
+        epoch, _learning_rate(callback.model))
+    callback.on_epoch_end = lambda epoch, logs=None: epoch_log.end_epoch(epoch, logs)
+    callback.on_train_end = lambda logs=None: epoch_log.end_training()
+    return [callback]
+
+
+def _learning_rate(model: Any) -> float | None:
+    import keras
+    import numpy as np
+
+    optimizer = getattr(model, "optimizer", None)
+    try:
+        rate = keras.ops.convert_to_numpy(optimizer.learning_rate)
+        # Through the float32 text, as the history does: 0.001 rather than 0.0010000000474974513.
+        return float(str(np.float32(rate)))
+    except (AttributeError, TypeError, ValueError):
+        # A schedule-driven or absent optimizer: the epoch logs are all there is.
+        return None
+
+
+def log_epoch_history(history: Mapping[str, list[float]]) -> list[int]:
+    """Log the epochs of a whole training ``history`` that the active run has no point for.
+
+    ``history`` is one list per metric plus ``epoch`` (1-based), as ``train_classifier``
+    returns it, epochs restored from a backup included. Calling this after a fit logged with
+    :func:`epoch_callbacks` adds exactly the restored epochs (step = epoch number), so the
+    resumed run's metrics cover all of them; calling it again adds nothing.
+
+    Returns the epoch numbers it logged (none without an active run).
+
+    Raises
+    ------
+    ValueError
+        If ``history`` has no ``epoch`` list or a list of another length.
+    """
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    rows = _history_rows(history)
+    run = mlflow.active_run()
+    if run is None:
+        return []
+    client = MlflowClient()
+    logged = {point.step for key in history if key != "epoch"
+              for point in client.get_metric_history(run.info.run_id, key)}
+    missing = [(epoch, metrics) for epoch, metrics in rows if epoch not in logged]
+    for epoch, metrics in missing:
+        log_metrics(metrics, step=epoch)
+    return [epoch for epoch, _ in missing]

@@ -1,71 +1,222 @@
 """One training run as the ``train`` and ``attention`` stages do it.
 
-Both stages stream the prepared splits, fit with per-epoch MLflow logging, evaluate on the test
-split and write the same kinds of outputs (model file, history table and figure, metrics),
-atomically and mirrored to the active MLflow run. That shared path lives here.
+Both stages stream the prepared splits (shuffled and augmented per epoch from the seed), fit in
+one or more phases (the attention stage first trains the new module on a frozen base), resume a
+killed run from its last finished epoch, evaluate, and write the same kinds of outputs (model
+file, history table and figure, metrics), atomically and mirrored to the active MLflow run. That
+shared path lives here.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from pixelflip import tracking
-from pixelflip.io import atomic_path, write_json
+from pixelflip import registry, tracking
+from pixelflip.io import atomic_path, read_json, write_json
+
+HEAD_LAYERS = ("global_pool", "dropout_features", "dense", "dropout_dense", "logits",
+               "probabilities")
 
 
-def load_datasets(prepared_dir: Path, *, batch_size: int, random_state: int,
-                  augment: Any = None) -> dict[str, Any]:
-    """``{"train", "val", "test"}`` tf.data datasets; only ``train`` is shuffled and augmented.
+@dataclass
+class TrainingData:
+    """What a training stage feeds the model.
 
-    ``augment`` is the ``train.augment`` params section (or None for no augmentation).
+    ``datasets`` maps ``train``/``val``/``test`` to tf.data batches of (float32 (B, H, W, C) in
+    [0, 1], int64 (B,)); the training batches' order and augmentation follow ``epoch_clock``.
+    ``example_images`` are the first test images (float32, at most 256) for timing and the
+    MLflow input example.
+    """
+
+    datasets: dict[str, Any]
+    epoch_clock: Any
+    augmenter: Any
+    class_weight: dict[int, float] | None
+    num_classes: int
+    example_images: np.ndarray
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A stretch of training with one set of trainable layers.
+
+    ``trainable`` names the layers that train (None: every layer); the others are frozen.
+    """
+
+    name: str
+    epochs: int
+    trainable: tuple[str, ...] | None = None
+
+
+def load_training_data(prepared_dir: Path, *, batch_size: int, random_state: int,
+                       augment: Any = None, class_weight: str | None = None) -> TrainingData:
+    """Datasets of the prepared splits; only ``train`` is shuffled and augmented.
+
+    ``augment`` is the ``train.augment`` params section (None: no augmentation);
+    ``class_weight`` is ``"balanced"`` or None.
     """
     from pixelflip.data.augment import augment_dataset, build_augmenter
-    from pixelflip.data.loaders import make_dataset
+    from pixelflip.data.epoch import EpochClock
+    from pixelflip.data.loaders import load_classes, load_split, make_dataset
+    from pixelflip.models.training import balanced_class_weights
 
+    classes = load_classes(prepared_dir)
+    clock = EpochClock()
     datasets = {split: make_dataset(prepared_dir, split, batch_size=batch_size,
-                                    shuffle=split == "train", random_state=random_state)
+                                    shuffle=split == "train", random_state=random_state,
+                                    epoch_clock=clock if split == "train" else None)
                 for split in ("train", "val", "test")}
+    augmenter = None
     if augment is not None:
         augmenter = build_augmenter(horizontal_flip=augment.horizontal_flip,
                                     rotation=augment.rotation, translation=augment.translation,
+                                    elastic_strength=augment.elastic_strength,
+                                    elastic_smoothness=augment.elastic_smoothness,
                                     random_state=random_state)
         datasets["train"] = augment_dataset(datasets["train"], augmenter)
-    return datasets
+    weights = None
+    if class_weight == "balanced":
+        weights = balanced_class_weights(load_split(prepared_dir, "train")[1], len(classes))
+    test_images, _ = load_split(prepared_dir, "test")
+    return TrainingData(datasets=datasets, epoch_clock=clock, augmenter=augmenter,
+                        class_weight=weights, num_classes=len(classes),
+                        example_images=np.asarray(test_images[:256], np.float32) / 255.0)
 
 
-def fit_and_evaluate(model: Any, datasets: dict[str, Any], *, learning_rate: float, epochs: int,
-                     early_stopping_patience: int, reduce_lr_factor: float,
-                     reduce_lr_patience: int) -> tuple[dict[str, list[float]], dict[str, Any]]:
-    """Compile, fit (early stopping, LR on plateau, MLflow per epoch) and test ``model``.
+def run_fingerprint(settings: Mapping[str, Any], files: Sequence[Path]) -> str:
+    """What a training result depends on: its params and the bytes of its input files.
 
-    Returns the per-epoch history and the metrics every training stage reports: test accuracy
-    and loss, epochs run, training seconds and parameter counts.
+    A backup made under another fingerprint (params edited, data or base model rebuilt) belongs
+    to another run and must not be resumed.
     """
-    from pixelflip.models.training import (compile_classifier, count_parameters,
-                                           evaluate_classifier, train_classifier)
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    for path in files:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
-    compile_classifier(model, learning_rate=learning_rate)
-    started = time.perf_counter()
-    history = train_classifier(
-        model, datasets["train"], datasets["val"], epochs=epochs,
-        early_stopping_patience=early_stopping_patience, reduce_lr_factor=reduce_lr_factor,
-        reduce_lr_patience=reduce_lr_patience, extra_callbacks=tracking.epoch_callbacks(),
+
+def attention_only(model: Any) -> tuple[str, ...]:
+    """The layers that train while the base is frozen: the attention modules and the head."""
+    from pixelflip.models.attention import attention_layer_names
+
+    return (*attention_layer_names(model), *(name for name in HEAD_LAYERS
+                                             if any(layer.name == name for layer in model.layers)))
+
+
+def fit_and_evaluate(model: Any, data: TrainingData, *, phases: Sequence[Phase],
+                     learning_rate: float, strategy: Any, backup_dir: Path, fingerprint: str,
+                     random_state: int, early_stopping_patience: int, reduce_lr_factor: float,
+                     reduce_lr_patience: int) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """Fit ``model`` phase by phase, then measure it; resumable at every finished epoch.
+
+    A phase that finished before a kill is not run again: its weights and history are kept in
+    ``backup_dir/<phase>.done.npz``/``.json`` until the stage ends. Returns the history of all
+    epochs (numbered on across phases) and the metrics every training stage reports.
+    """
+    from pixelflip.models.training import (
+        count_parameters,
+        evaluate_classifier,
+        measure_inference_ms,
     )
+
+    history: dict[str, list[float]] = {}
+    started = time.perf_counter()
+    for phase in phases:
+        if phase.epochs > 0:
+            _append_history(history, _run_phase(
+                model, data, phase, epoch_offset=len(history.get("epoch", [])),
+                learning_rate=learning_rate, strategy=strategy,
+                backup_dir=backup_dir, fingerprint=fingerprint, random_state=random_state,
+                early_stopping_patience=early_stopping_patience,
+                reduce_lr_factor=reduce_lr_factor, reduce_lr_patience=reduce_lr_patience))
     seconds = time.perf_counter() - started
+    # Saved fully trainable, so a user who fine-tunes the file later trains every layer; the
+    # model stays compiled from its last phase, whose optimizer state is saved with it.
+    _set_trainable(model, None)
+    # Epochs restored from a backup were logged by the killed run, not by this one.
+    tracking.log_epoch_history(history)
     metrics = {
-        "test": evaluate_classifier(model, datasets["test"]),
-        "epochs_run": len(history["loss"]),
+        "test": evaluate_classifier(model, data.datasets["test"]),
+        "validation": evaluate_classifier(model, data.datasets["val"]),
+        "epochs_run": len(history.get("epoch", [])),
         "training_seconds": round(seconds, 2),
         "parameters": count_parameters(model),
+        "inference_ms_per_image": round(measure_inference_ms(model, data.example_images), 4),
     }
-    print(f"[{model.name}] test accuracy {metrics['test']['accuracy']:.4f} after "
-          f"{metrics['epochs_run']} epochs ({seconds:.0f} s)", flush=True)
+    print(f"[{model.name}] test accuracy {metrics['test']['accuracy']:.4f}, validation "
+          f"{metrics['validation']['accuracy']:.4f} after {metrics['epochs_run']} epochs "
+          f"({seconds:.0f} s)", flush=True)
     return history, metrics
+
+
+def _run_phase(model: Any, data: TrainingData, phase: Phase, *, epoch_offset: int,
+               learning_rate: float,
+               strategy: Any, backup_dir: Path, fingerprint: str, random_state: int,
+               **schedule: Any) -> dict[str, list[float]]:
+    from pixelflip.models.training import train_classifier
+
+    done_weights = backup_dir / f"{phase.name}.done.npz"
+    done_history = backup_dir / f"{phase.name}.done.json"
+    if done_weights.exists() and done_history.exists():
+        record = read_json(done_history)
+        if record.get("fingerprint") == fingerprint:
+            with np.load(done_weights) as stored:
+                model.set_weights([stored[f"arr_{index}"] for index in range(len(stored.files))])
+            print(f"[{model.name}] phase '{phase.name}' finished before; its weights are "
+                  f"restored from {done_weights}", flush=True)
+            return record["history"]
+    _set_trainable(model, phase.trainable)
+    with strategy.scope():
+        _compile(model, learning_rate)
+    if phase.trainable is not None:
+        print(f"[{model.name}] phase '{phase.name}': {phase.epochs} epochs training only "
+              f"{', '.join(phase.trainable)}", flush=True)
+    history = train_classifier(
+        model, data.datasets["train"], data.datasets["val"], epochs=phase.epochs,
+        epoch_offset=epoch_offset, class_weight=data.class_weight, random_state=random_state,
+        epoch_clock=data.epoch_clock,
+        seeded_layers=[data.augmenter] if data.augmenter is not None else (),
+        backup_dir=backup_dir / phase.name, fingerprint=f"{fingerprint}:{phase.name}",
+        extra_callbacks=tracking.epoch_callbacks(epoch_offset=epoch_offset), **schedule)
+    backup_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(done_weights) as temporary, open(temporary, "wb") as handle:
+        np.savez(handle, *model.get_weights())
+    write_json(done_history, {"fingerprint": fingerprint, "history": history})
+    return history
+
+
+def _compile(model: Any, learning_rate: float) -> None:
+    from pixelflip.models.training import compile_classifier
+
+    compile_classifier(model, learning_rate=learning_rate)
+
+
+def _set_trainable(model: Any, trainable: Sequence[str] | None) -> None:
+    for layer in model.layers:
+        layer.trainable = trainable is None or layer.name in trainable
+
+
+def _append_history(history: dict[str, list[float]], phase: dict[str, list[float]]) -> None:
+    # Each phase's epochs are already numbered on from the phases before it (epoch_offset).
+    for key, values in phase.items():
+        history.setdefault(key, []).extend(values)
+
+
+def discard_backups(backup_dir: Path) -> None:
+    """Remove a stage's backups once its outputs are written: the run is complete."""
+    shutil.rmtree(backup_dir, ignore_errors=True)
 
 
 def save_model(model: Any, path: Path) -> None:
@@ -91,15 +242,21 @@ def write_history(history: dict[str, list[float]], plots_dir: Path) -> pd.DataFr
 
 def finish_training(model: Any, *, name: str, history: dict[str, list[float]],
                     metrics: dict[str, Any], model_path: Path, metrics_path: Path,
-                    plots_dir: Path, example_images: np.ndarray) -> None:
-    """Write every output of a training stage and log them to MLflow.
+                    plots_dir: Path, example_images: np.ndarray, registered_model: str) -> None:
+    """Write every output of a training stage, log them to MLflow and register the model.
 
     ``example_images`` is a small batch (float32 NHWC in [0, 1]) stored with the MLflow model
-    as its input example.
+    as its input example. The model becomes a new version of ``registered_model`` tagged with
+    its module, backbone and accuracies, so the registry can point its ``best`` alias at it.
     """
     save_model(model, model_path)
     write_history(history, plots_dir)
     write_json(metrics_path, metrics)
     tracking.log_metrics(metrics)
-    tracking.log_keras_model(model, name=name, input_example=example_images)
-    print(f"[{name}] saved {model_path}; metrics in {metrics_path}", flush=True)
+    tags = {"module": name, "backbone": metrics["backbone"],
+            "val_accuracy": metrics["validation"]["accuracy"],
+            "test_accuracy": metrics["test"]["accuracy"]}
+    version = registry.log_keras_model(model, name, example_images[:2],
+                                       registered_model_name=registered_model, tags=tags)
+    registered = f", registered as {registered_model} version {version}" if version else ""
+    print(f"[{name}] saved {model_path}; metrics in {metrics_path}{registered}", flush=True)

@@ -7,12 +7,23 @@ order to load a model that contains them.
 from pixelflip.models.attention import (
     ATTENTION_MODULES,
     CBAM,
+    GlobalContext,
+    PositionAttention,
     SqueezeExcitation,
     add_attention,
+    attention_layer_names,
+    attention_maps,
     build_attention_layer,
 )
-from pixelflip.models.backbones import build_classifier, feature_block_names
+from pixelflip.models.backbones import (
+    BACKBONES,
+    BackboneWeightsError,
+    build_classifier,
+    feature_block_names,
+)
+from pixelflip.models.input_adapter import InputAdapter
 from pixelflip.models.training import (
+    balanced_class_weights,
     compile_classifier,
     count_parameters,
     evaluate_classifier,
@@ -24,9 +35,17 @@ from pixelflip.models.training import (
 
 __all__ = [
     "ATTENTION_MODULES",
+    "BACKBONES",
     "CBAM",
+    "BackboneWeightsError",
+    "GlobalContext",
+    "InputAdapter",
+    "PositionAttention",
     "SqueezeExcitation",
     "add_attention",
+    "attention_layer_names",
+    "attention_maps",
+    "balanced_class_weights",
     "build_attention_layer",
     "build_classifier",
     "compile_classifier",

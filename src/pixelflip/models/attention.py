@@ -1,259 +1,181 @@
-"""Attention modules as serializable Keras 3 layers, and their insertion into a trained backbone.
+"""Attention modules: the registry, insertion into a trained backbone, and attention maps.
 
-Every layer here is registered under the ``pixelflip`` package, so a model that contains one
-loads with ``keras.saving.load_model(path, safe_mode=True)`` once this module is imported.
+The layers live in :mod:`pixelflip.models.channel_attention` (SE, CBAM) and
+:mod:`pixelflip.models.context_attention` (PAM, GC) and are re-exported here. Every one is
+registered under the ``pixelflip`` package, so a model that contains one loads with
+``keras.saving.load_model(path, safe_mode=True)`` once this module is imported.
 """
 
 from __future__ import annotations
 
-import numbers
 import os
+from collections.abc import Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-from keras import ops  # noqa: E402
+import keras
+import numpy as np
+from keras import ops
 
-from pixelflip.models.backbones import feature_block_names  # noqa: E402
+from pixelflip.models.backbones import feature_block_names
+from pixelflip.models.channel_attention import (
+    CBAM,
+    SqueezeExcitation,
+    _AttentionLayer,
+    _validate_positive_int,
+)
+from pixelflip.models.context_attention import GlobalContext, PositionAttention
 
-
-def _validate_positive_int(value: int, argument: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{argument}={value!r} is invalid; expected an integer >= 1.")
-    return int(value)
-
-
-def _channels_of(input_shape: tuple, layer_name: str) -> int:
-    if len(input_shape) != 4 or input_shape[-1] is None:
-        raise ValueError(
-            f"Layer {layer_name!r} received input_shape={tuple(input_shape)!r}; expected "
-            "(batch, height, width, channels) with a known channel count."
-        )
-    return int(input_shape[-1])
-
-
-@keras.saving.register_keras_serializable(package="pixelflip")
-class _ChannelMLP(keras.layers.Layer):
-    """Bottleneck MLP C -> max(1, C // r) -> C shared by the channel-attention modules.
-
-    The hidden width never drops to zero, so a block with fewer channels than the reduction
-    ratio still gets one hidden unit instead of failing.
-    """
-
-    def __init__(self, reduction_ratio: int, output_activation: str | None, **kwargs):
-        super().__init__(**kwargs)
-        self.reduction_ratio = reduction_ratio
-        self.output_activation = output_activation
-
-    def build(self, input_shape):
-        channels = int(input_shape[-1])
-        hidden_units = max(1, channels // self.reduction_ratio)
-        # Sublayers are created and built here so that their weights exist before the first call,
-        # which is what loading a saved model relies on.
-        self.hidden = keras.layers.Dense(hidden_units, activation="relu", name="hidden")
-        self.projection = keras.layers.Dense(
-            channels, activation=self.output_activation, name="projection"
-        )
-        self.hidden.build((None, channels))
-        self.projection.build((None, hidden_units))
-
-    def call(self, inputs):
-        return self.projection(self.hidden(inputs))
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {"reduction_ratio": self.reduction_ratio, "output_activation": self.output_activation}
-        )
-        return config
-
-
-class _AttentionLayer(keras.layers.Layer):
-    """Shared by the attention modules: a validated reduction ratio and a shape-preserving call."""
-
-    def __init__(self, reduction_ratio: int = 8, **kwargs):
-        super().__init__(**kwargs)
-        self.reduction_ratio = _validate_positive_int(reduction_ratio, "reduction_ratio")
-
-    def _ensure_built(self, inputs):
-        inputs = ops.convert_to_tensor(inputs, dtype=self.compute_dtype)
-        if not self.built:
-            self.build(tuple(inputs.shape))
-        return inputs
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"reduction_ratio": self.reduction_ratio})
-        return config
-
-
-@keras.saving.register_keras_serializable(package="pixelflip")
-class SqueezeExcitation(_AttentionLayer):
-    """Squeeze-and-Excitation channel attention (Hu et al., 2018).
-
-    Global average pooling squeezes each channel to one number, a bottleneck MLP
-    (C -> C / r with ReLU -> C with sigmoid) turns those into per-channel factors in [0, 1],
-    and the input channels are scaled by them.
-
-    Input and output: (N, H, W, C) float tensors of the same shape.
-    """
-
-    def build(self, input_shape):
-        channels = _channels_of(input_shape, self.name)
-        self.channel_mlp = _ChannelMLP(self.reduction_ratio, "sigmoid", name="channel_mlp")
-        self.channel_mlp.build((None, channels))
-
-    def channel_weights(self, inputs):
-        """Per-channel scaling factors, shape (N, C), each in [0, 1]."""
-        inputs = self._ensure_built(inputs)
-        return self.channel_mlp(ops.mean(inputs, axis=(1, 2)))
-
-    def call(self, inputs):
-        factors = self.channel_weights(inputs)
-        return inputs * factors[:, None, None, :]
-
-
-@keras.saving.register_keras_serializable(package="pixelflip")
-class CBAM(_AttentionLayer):
-    """Convolutional Block Attention Module (Woo et al., 2018).
-
-    Channel attention first: one MLP shared by the average- and max-pooled channel descriptors,
-    summed and passed through a sigmoid, scales the channels. Spatial attention second: the
-    channel-wise mean and max maps of the refined features are concatenated and a
-    ``kernel_size`` x ``kernel_size`` convolution with a sigmoid gives one weight per pixel.
-
-    Input and output: (N, H, W, C) float tensors of the same shape.
-    """
-
-    def __init__(self, reduction_ratio: int = 8, kernel_size: int = 7, **kwargs):
-        super().__init__(reduction_ratio=reduction_ratio, **kwargs)
-        self.kernel_size = _validate_positive_int(kernel_size, "kernel_size")
-
-    def build(self, input_shape):
-        channels = _channels_of(input_shape, self.name)
-        # No activation inside the MLP output: the sigmoid is applied to the sum of both paths.
-        self.channel_mlp = _ChannelMLP(self.reduction_ratio, None, name="channel_mlp")
-        self.channel_mlp.build((None, channels))
-        self.spatial_conv = keras.layers.Conv2D(
-            1, self.kernel_size, padding="same", activation="sigmoid", name="spatial_conv"
-        )
-        self.spatial_conv.build((None, None, None, 2))
-
-    def channel_weights(self, inputs):
-        """Per-channel scaling factors, shape (N, C), each in [0, 1]."""
-        inputs = self._ensure_built(inputs)
-        average_path = self.channel_mlp(ops.mean(inputs, axis=(1, 2)))
-        max_path = self.channel_mlp(ops.max(inputs, axis=(1, 2)))
-        return ops.sigmoid(average_path + max_path)
-
-    def _refine_channels(self, inputs):
-        return inputs * self.channel_weights(inputs)[:, None, None, :]
-
-    def _spatial_map_of(self, refined):
-        descriptors = ops.concatenate(
-            [ops.mean(refined, axis=-1, keepdims=True), ops.max(refined, axis=-1, keepdims=True)],
-            axis=-1,
-        )
-        return self.spatial_conv(descriptors)
-
-    def spatial_attention_map(self, inputs):
-        """Per-pixel attention weights, shape (N, H, W, 1), each in [0, 1].
-
-        Computed, as in the forward pass, on the channel-refined features of ``inputs``.
-        """
-        inputs = self._ensure_built(inputs)
-        return self._spatial_map_of(self._refine_channels(inputs))
-
-    def call(self, inputs):
-        refined = self._refine_channels(inputs)
-        return refined * self._spatial_map_of(refined)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"kernel_size": self.kernel_size})
-        return config
-
+__all__ = [
+    "ATTENTION_MODULES",
+    "CBAM",
+    "GlobalContext",
+    "PositionAttention",
+    "SqueezeExcitation",
+    "add_attention",
+    "attention_layer_names",
+    "attention_maps",
+    "build_attention_layer",
+]
 
 # A registry, so that new modules only need an entry here to become available to
 # build_attention_layer, add_attention and the attention stage.
 ATTENTION_MODULES: dict[str, type[keras.layers.Layer]] = {
     "se": SqueezeExcitation,
     "cbam": CBAM,
+    "pam": PositionAttention,
+    "gc": GlobalContext,
 }
 
 
 def build_attention_layer(
-    module: str, *, reduction_ratio: int, name: str | None = None
+    module: str, *, reduction_ratio: int, name: str | None = None, dtype=None
 ) -> keras.layers.Layer:
-    """Instantiate the attention layer registered as ``module`` (a key of ``ATTENTION_MODULES``)."""
+    """Instantiate the attention layer registered as ``module`` (a key of ``ATTENTION_MODULES``).
+
+    ``dtype`` is a dtype policy (name or ``keras.DTypePolicy``); None uses the global policy.
+
+    Raises
+    ------
+    ValueError
+        If ``module`` is not a key of ``ATTENTION_MODULES`` or ``reduction_ratio`` is not an
+        integer >= 1.
+    """
+    return _module_class(module)(reduction_ratio=reduction_ratio, name=name, dtype=dtype)
+
+
+def _module_class(module: str) -> type[keras.layers.Layer]:
     if module not in ATTENTION_MODULES:
         raise ValueError(
             f"module={module!r} is not a known attention module; allowed: "
             f"{sorted(ATTENTION_MODULES)}."
         )
-    return ATTENTION_MODULES[module](reduction_ratio=reduction_ratio, name=name)
+    return ATTENTION_MODULES[module]
+
+
+def _resolve_placements(
+    base_model: keras.Model, placement: str | Sequence[str] | None
+) -> list[str]:
+    block_names = feature_block_names(base_model)
+    if not block_names:
+        raise ValueError(
+            f"Model {base_model.name!r} has no feature blocks that feature_block_names "
+            "recognises; build it with pixelflip.models.backbones."
+        )
+    if placement is None:
+        return [block_names[-1]]
+    if not isinstance(placement, (str, Sequence)):
+        raise TypeError(
+            f"placement={placement!r} is invalid; give None (the last block), one block name or "
+            f"a list of them; allowed: {block_names}."
+        )
+    placements = [placement] if isinstance(placement, str) else list(placement)
+    if not placements:
+        raise ValueError(
+            f"placement=[] is empty; give None (the last block), one block name or a list of "
+            f"them; allowed: {block_names}."
+        )
+    for block in placements:
+        if block not in block_names:
+            raise ValueError(
+                f"placement={block!r} is not a feature block of model {base_model.name!r}; "
+                f"allowed: {block_names}."
+            )
+    if len(set(placements)) != len(placements):
+        raise ValueError(
+            f"placement={placements!r} names a block twice; list each block once "
+            f"(allowed: {block_names})."
+        )
+    return placements
 
 
 def add_attention(
     base_model: keras.Model,
     module: str,
     *,
-    placement: str | None = None,
+    placement: str | Sequence[str] | None = None,
     reduction_ratio: int = 8,
 ) -> keras.Model:
-    """Return a new model equal to ``base_model`` with an attention layer after one feature block.
+    """Return a new model equal to ``base_model`` with attention layers after feature blocks.
 
     Parameters
     ----------
     base_model : keras.Model
-        A functional model whose feature blocks are named ``block1``, ``block2``, ... (as built by
-        :func:`pixelflip.models.backbones.build_classifier`). It is not modified.
+        A functional model whose feature blocks
+        :func:`pixelflip.models.backbones.feature_block_names` recognises. It is not modified.
     module : str
         Key of ``ATTENTION_MODULES``.
-    placement : str, optional
-        Name of the feature block after which the layer goes; defaults to the last block.
+    placement : str, sequence of str or None
+        Feature block(s) after which a layer goes, one layer per block; None means the last
+        block.
     reduction_ratio : int
-        Channel reduction ratio of the attention MLP.
+        Channel reduction ratio of the attention layers.
 
     Returns
     -------
     keras.Model
-        A clone of ``base_model`` (new layer objects holding copies of its weights) with a freshly
-        initialised layer named ``attention_<module>`` inserted after ``placement``. The clone is
-        not compiled.
+        A clone of ``base_model`` (new layer objects holding copies of its weights, matched by
+        layer name) with freshly initialised attention layers, each taking the dtype policy of
+        the block it follows. With one placement the layer is named ``attention_<module>``; with
+        several, ``attention_<module>_<block>``. The clone is not compiled.
+
+    Raises
+    ------
+    ValueError
+        If ``module`` is unknown, a placement is not a feature block (the message lists the
+        allowed blocks), a block is named twice, or the model already has a layer of that name.
+    TypeError
+        If ``placement`` is neither None, a string nor a sequence of strings.
     """
-    block_names = feature_block_names(base_model)
-    if not block_names:
-        raise ValueError(
-            f"Model {base_model.name!r} has no feature block layers named block1, block2, ...; "
-            "build it with build_classifier."
+    # Both checked before any cloning work starts.
+    _module_class(module)
+    _validate_positive_int(reduction_ratio, "reduction_ratio")
+    placements = _resolve_placements(base_model, placement)
+    layer_names = {
+        block: f"attention_{module}" if len(placements) == 1 else f"attention_{module}_{block}"
+        for block in placements
+    }
+    existing_names = {layer.name for layer in base_model.layers}
+    for layer_name in layer_names.values():
+        if layer_name in existing_names:
+            raise ValueError(
+                f"Model {base_model.name!r} already has a layer named {layer_name!r}; add each "
+                "attention module after a block only once."
+            )
+    attention_layers = {
+        block: build_attention_layer(
+            module,
+            reduction_ratio=reduction_ratio,
+            name=layer_name,
+            dtype=base_model.get_layer(block).dtype_policy,
         )
-    if placement is None:
-        placement = block_names[-1]
-    if placement not in block_names:
-        raise ValueError(
-            f"placement={placement!r} is not a feature block of model {base_model.name!r}; "
-            f"allowed: {block_names}."
-        )
-    layer_name = f"attention_{module}"
-    attention_layer = build_attention_layer(
-        module, reduction_ratio=reduction_ratio, name=layer_name
-    )
-    if any(layer.name == layer_name for layer in base_model.layers):
-        raise ValueError(
-            f"Model {base_model.name!r} already has a layer named {layer_name!r}; add each "
-            "attention module to a base model only once."
-        )
+        for block, layer_name in layer_names.items()
+    }
 
     def call_with_attention(layer, *args, **kwargs):
         outputs = layer(*args, **kwargs)
-        return attention_layer(outputs) if layer.name == placement else outputs
+        attention_layer = attention_layers.get(layer.name)
+        return outputs if attention_layer is None else attention_layer(outputs)
 
     # Cloning instead of rewiring the base layers keeps fine-tuning of the new model from
     # changing the base model that later stages still compare against.
@@ -262,3 +184,68 @@ def add_attention(
         cloned.get_layer(layer.name).set_weights(layer.get_weights())
     # Rebuilt only to give it its own name; input/output keep the base model's structure.
     return keras.Model(cloned.input, cloned.output, name=f"{base_model.name}_{module}")
+
+
+def attention_layer_names(model: keras.Model) -> list[str]:
+    """Names of the attention layers among ``model.layers``, in graph (topological) order.
+
+    Only top-level layers count; an attention layer inside a nested model is not listed.
+    """
+    return [layer.name for layer in model.layers if isinstance(layer, _AttentionLayer)]
+
+
+def _resize_to(maps, height: int, width: int) -> np.ndarray:
+    """(N, h, w, 1) maps in [0, 1] -> (N, height, width) float32 in [0, 1], bilinear."""
+    resized = ops.image.resize(ops.cast(maps, "float32"), (height, width), interpolation="bilinear")
+    # Bilinear weights are convex, so only float rounding could step outside [0, 1].
+    return np.clip(ops.convert_to_numpy(resized)[..., 0], 0.0, 1.0).astype("float32")
+
+
+def attention_maps(model: keras.Model, images, *, batch_size: int = 64) -> dict[str, np.ndarray]:
+    """Spatial attention map of every attention layer of ``model``, at image resolution.
+
+    Each layer's :meth:`spatial_attention_map` is evaluated on that layer's actual input in the
+    model (one forward pass per batch through a sub-model to all attention-layer inputs, in
+    inference mode) and resized bilinearly to the image height and width.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A functional model, e.g. the output of :func:`add_attention`; its attention layers are
+        those of :func:`attention_layer_names`.
+    images : array-like, shape (N, H, W, C)
+        Float32 images in [0, 1], as the model takes them.
+    batch_size : int
+        Images per forward pass.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Attention-layer name -> (N, H, W) float32 maps in [0, 1], in graph order; empty for a
+        model without attention layers (such as the base model).
+
+    Raises
+    ------
+    ValueError
+        If ``images`` is not 4-D or ``batch_size`` is not an integer >= 1.
+    """
+    batch_size = _validate_positive_int(batch_size, "batch_size")
+    images = np.asarray(images, dtype="float32")
+    if images.ndim != 4:
+        raise ValueError(f"images has shape {images.shape}; expected (N, height, width, channels).")
+    names = attention_layer_names(model)
+    if not names:
+        return {}
+    layers = [model.get_layer(name) for name in names]
+    feature_model = keras.Model(model.input, [layer.input for layer in layers])
+    height, width = images.shape[1:3]
+    batches: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    for start in range(0, len(images), batch_size):
+        features = feature_model(images[start : start + batch_size], training=False)
+        if not isinstance(features, (list, tuple)):
+            features = [features]
+        for layer, layer_input in zip(layers, features):
+            spatial_map = layer.spatial_attention_map(layer_input)
+            batches[layer.name].append(_resize_to(spatial_map, height, width))
+    empty = np.zeros((0, height, width), dtype="float32")
+    return {name: np.concatenate(parts) if parts else empty for name, parts in batches.items()}

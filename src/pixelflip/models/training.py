@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pixelflip.data.epoch import EpochClock
+from pixelflip.models.distribute import task_backup_dir
+from pixelflip.models.resume import EpochSeeding, ResumableBackup
 
 
 def set_global_seed(random_state: int) -> None:
@@ -21,35 +25,110 @@ def set_global_seed(random_state: int) -> None:
     op determinism removes that, so the same params on the same machine give the same metrics,
     which is what lets DVC and MLflow compare runs. It is process-wide and cannot be turned off.
     """
-    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)):
-        raise ValueError(f"random_state={random_state!r} is invalid; expected an integer >= 0.")
-    if random_state < 0:
+    if (isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer))
+            or random_state < 0):
         raise ValueError(f"random_state={random_state!r} is invalid; expected an integer >= 0.")
     keras.utils.set_random_seed(int(random_state))
     tf.config.experimental.enable_op_determinism()
 
 
 def compile_classifier(model: keras.Model, *, learning_rate: float) -> None:
-    """Compile ``model`` (softmax outputs, integer labels) with Adam and report accuracy."""
+    """Compile ``model`` (softmax outputs, integer labels) with Adam and report accuracy.
+
+    Under mixed precision the optimizer is wrapped in ``keras.optimizers.LossScaleOptimizer``
+    when any layer computes in float16 (bfloat16 has float32's exponent range and needs no
+    scaling), and the model's outputs must be float32: softmax probabilities in float16 or
+    bfloat16 lose the precision that the loss and the counterfactual search rely on.
+
+    Raises:
+        ValueError: ``learning_rate`` <= 0, or outputs that are not float32.
+    """
     if not float(learning_rate) > 0.0:
         raise ValueError(f"learning_rate={learning_rate!r} is invalid; expected a value > 0.")
+    output_dtypes = {str(output.dtype) for output in getattr(model, "outputs", None) or []}
+    if output_dtypes - {"float32"}:
+        raise ValueError(
+            f"Model {model.name!r} outputs {sorted(output_dtypes)}; under mixed precision its "
+            f"last layer must compute in float32 (build it with dtype='float32')."
+        )
+    optimizer = keras.optimizers.Adam(learning_rate=float(learning_rate))
+    if any(layer.dtype_policy.compute_dtype == "float16" for layer in model._flatten_layers()):
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=float(learning_rate)),
+        optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(),
         metrics=["accuracy"],
     )
 
 
-class _LearningRateRecorder(keras.callbacks.Callback):
-    """Records the learning rate each epoch was trained with (read before any reduction)."""
+def balanced_class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
+    """Weights ``n / (num_classes * count_k)`` per class (scikit-learn's "balanced").
+
+    Every class then contributes the same total weight to the training loss, whatever its
+    share of the ``n`` labels.
+
+    Args:
+        labels: integer class indices, shape (n,), each in [0, num_classes).
+        num_classes: K >= 1.
+
+    Returns:
+        ``{class index: weight}`` for every class 0..K-1, as ``model.fit(class_weight=...)``
+        expects.
+
+    Raises:
+        ValueError: labels that are not integers in range, or a class without any label
+            (its weight would be infinite).
+    """
+    labels = np.asarray(labels)
+    if int(num_classes) < 1:
+        raise ValueError(f"num_classes={num_classes!r} is invalid; expected an integer >= 1.")
+    if labels.ndim != 1 or labels.size == 0 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"labels must be a non-empty 1-D array of integers, got {labels.dtype} "
+            f"with shape {labels.shape}."
+        )
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(
+            f"labels must lie in [0, {num_classes}), got values from {labels.min()} to "
+            f"{labels.max()}."
+        )
+    counts = np.bincount(labels, minlength=int(num_classes))
+    missing = np.flatnonzero(counts == 0).tolist()
+    if missing:
+        raise ValueError(
+            f"classes {missing} have no training sample, so balanced class weights are "
+            f"undefined; add samples of them or set train.class_weight to null."
+        )
+    return {k: float(labels.size / (num_classes * counts[k])) for k in range(int(num_classes))}
+
+
+class _EpochRecorder(keras.callbacks.Callback):
+    """Per-epoch logs plus the learning rate each epoch trained with (read before any
+    reduction); its state is what ``ResumableBackup`` saves, so restored epochs stay in it."""
 
     def on_train_begin(self, logs=None):
-        self.rates: list[float] = []
+        self.rows: list[dict[str, float]] = []
 
     def on_epoch_begin(self, epoch, logs=None):
         rate = keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
         # Going through the float32 text keeps 0.001 as 0.001 rather than 0.0010000000474974513.
-        self.rates.append(float(str(np.float32(rate))))
+        self._rate = float(str(np.float32(rate)))
+
+    def on_epoch_end(self, epoch, logs=None):
+        # ReduceLROnPlateau adds the rate *after* its reduction to the logs; ours is the one
+        # the epoch trained with.
+        row = {key: float(value) for key, value in (logs or {}).items() if key != "learning_rate"}
+        self.rows.append({**row, "learning_rate": self._rate, "epoch": int(epoch) + 1})
+
+    def get_state(self) -> dict:
+        return {"rows": self.rows}
+
+    def set_state(self, state: dict) -> None:
+        self.rows = [dict(row) for row in state["rows"]]
+
+    def history(self) -> dict[str, list[float]]:
+        keys = list(self.rows[0]) if self.rows else []
+        return {key: [row[key] for row in self.rows] for key in keys}
 
 
 def _require_compiled(model: keras.Model) -> None:
@@ -57,6 +136,29 @@ def _require_compiled(model: keras.Model) -> None:
         raise ValueError(
             f"Model {model.name!r} is not compiled; call compile_classifier(model, ...) first."
         )
+
+
+def _check_class_weight(class_weight: Mapping[int, float]) -> dict[int, float]:
+    keys = sorted(class_weight)
+    if keys != list(range(len(keys))):
+        raise ValueError(
+            f"class_weight must have one entry per class 0..K-1, got keys {keys}; "
+            f"balanced_class_weights(labels, num_classes) builds one."
+        )
+    weights = {int(k): float(class_weight[k]) for k in keys}
+    if not all(np.isfinite(w) and w >= 0.0 for w in weights.values()):
+        raise ValueError(f"class_weight values must be finite and >= 0, got {weights}.")
+    return weights
+
+
+def _shard_by_data(dataset: tf.data.Dataset, model: keras.Model) -> tf.data.Dataset:
+    """Shard batches (not files) across workers: the splits are memory-mapped arrays, not files."""
+    if not isinstance(getattr(model, "distribute_strategy", None),
+                      tf.distribute.MultiWorkerMirroredStrategy):
+        return dataset
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 def train_classifier(
@@ -68,6 +170,13 @@ def train_classifier(
     early_stopping_patience: int,
     reduce_lr_factor: float,
     reduce_lr_patience: int,
+    epoch_offset: int = 0,
+    class_weight: Mapping[int, float] | None = None,
+    random_state: int | None = None,
+    epoch_clock: EpochClock | None = None,
+    seeded_layers: Sequence[keras.layers.Layer] = (),
+    backup_dir: str | os.PathLike | None = None,
+    fingerprint: str = "",
     extra_callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int = 2,
 ) -> dict[str, list[float]]:
@@ -76,7 +185,7 @@ def train_classifier(
     Parameters
     ----------
     model : keras.Model
-        Compiled with :func:`compile_classifier`.
+        Compiled with :func:`compile_classifier` (inside ``strategy.scope()`` when distributed).
     train_data, validation_data : tf.data.Dataset
         Batches of (float32 images (B, H, W, C) in [0, 1], int labels (B,)).
     epochs : int
@@ -86,22 +195,50 @@ def train_classifier(
     reduce_lr_factor : float in (0, 1)
         Factor applied to the learning rate after ``reduce_lr_patience`` epochs without improvement.
     reduce_lr_patience : int
+    epoch_offset : int
+        Epochs trained before this call by earlier phases (>= 0): this call's epochs are numbered
+        ``epoch_offset + 1 .. epoch_offset + epochs`` and draw their randomness from those
+        numbers, so a second phase does not replay the batches and augmentations of the first.
+    class_weight : dict of int to float, optional
+        Loss weight per class 0..K-1 (see :func:`balanced_class_weights`); None weighs all alike.
+    random_state : int, optional
+        With it, every random draw of epoch ``e`` depends on ``(random_state, e)`` only
+        (:class:`~pixelflip.models.resume.EpochSeeding`): the seeds of the model's dropout and
+        of ``seeded_layers`` are reset each epoch and ``epoch_clock`` is advanced.
+    epoch_clock : EpochClock, optional
+        The clock the training dataset reads its shuffle order from; needs ``random_state``.
+    seeded_layers : sequence of keras.layers.Layer
+        Random layers outside the model, e.g. the augmenter; needs ``random_state``.
+    backup_dir : path, optional
+        Back up the training state after every epoch and resume from it when a killed run is
+        started again (:class:`~pixelflip.models.resume.ResumableBackup`); deleted when training
+        ends. Needs ``random_state``, without which the resumed epochs would not repeat.
+    fingerprint : str
+        What the result depends on (params, data digest); a backup under another one is
+        discarded.
     extra_callbacks : sequence of keras.callbacks.Callback
-        Appended after the built-in ones (for example MLflow logging).
+        Run after the built-in ones (for example MLflow logging); their state is not backed up.
     verbose : int
         Passed to ``model.fit``; 2 prints one line per epoch.
 
     Returns
     -------
     dict of str to list
-        ``model.fit`` history (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``) plus
-        ``learning_rate`` (the rate each epoch trained with) and ``epoch`` (1-based), one entry
-        per epoch that ran.
+        ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``, ``learning_rate`` (the rate
+        each epoch trained with) and ``epoch`` (1-based, continuing from ``epoch_offset``), one
+        entry per epoch of this call, epochs restored from a backup included.
+
+    Raises
+    ------
+    ValueError
+        An argument out of range, an uncompiled model, or seeding arguments without
+        ``random_state``.
     """
     _require_compiled(model)
     if int(epochs) < 1:
         raise ValueError(f"epochs={epochs!r} is invalid; expected an integer >= 1.")
     for argument, value in (
+        ("epoch_offset", epoch_offset),
         ("early_stopping_patience", early_stopping_patience),
         ("reduce_lr_patience", reduce_lr_patience),
     ):
@@ -111,33 +248,44 @@ def train_classifier(
         raise ValueError(
             f"reduce_lr_factor={reduce_lr_factor!r} is invalid; expected a value in (0, 1)."
         )
+    if random_state is None:
+        for argument, value in (("epoch_clock", epoch_clock), ("seeded_layers", seeded_layers),
+                                ("backup_dir", backup_dir)):
+            if value is not None and value != ():
+                raise ValueError(f"{argument} needs random_state: without it the epochs' random "
+                                 f"draws cannot be repeated.")
+    if class_weight is not None:
+        class_weight = _check_class_weight(class_weight)
 
-    recorder = _LearningRateRecorder()
-    callbacks = [
-        recorder,
-        keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=float(reduce_lr_factor), patience=int(reduce_lr_patience)
-        ),
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=int(early_stopping_patience), restore_best_weights=True
-        ),
-        *extra_callbacks,
-    ]
-    fit_history = model.fit(
-        train_data,
-        validation_data=validation_data,
-        epochs=int(epochs),
+    recorder = _EpochRecorder()
+    reduce_lr = keras.callbacks.ReduceLROnPlateau(
+        monitor="val_loss", factor=float(reduce_lr_factor), patience=int(reduce_lr_patience)
+    )
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=int(early_stopping_patience), restore_best_weights=True
+    )
+    callbacks = [recorder, reduce_lr, early_stopping, *extra_callbacks]
+    if random_state is not None:
+        callbacks.insert(0, EpochSeeding(random_state, epoch_clock, seeded_layers))
+    if backup_dir is not None:
+        # Last, so it restores the others after their on_train_begin reset them and saves them
+        # after their on_epoch_end updated them.
+        callbacks.append(ResumableBackup(
+            task_backup_dir(backup_dir), fingerprint=fingerprint, name=model.name,
+            stateful_callbacks=[recorder, reduce_lr, early_stopping],
+        ))
+    model.fit(
+        _shard_by_data(train_data, model),
+        validation_data=_shard_by_data(validation_data, model),
+        initial_epoch=int(epoch_offset),
+        epochs=int(epoch_offset) + int(epochs),
         callbacks=callbacks,
+        class_weight=class_weight,
         # Shuffling belongs to the tf.data pipeline (seeded there); fit cannot shuffle a Dataset.
         shuffle=False,
         verbose=verbose,
     )
-    history = {
-        key: [float(value) for value in values] for key, values in fit_history.history.items()
-    }
-    history["learning_rate"] = list(recorder.rates)
-    history["epoch"] = list(range(1, len(recorder.rates) + 1))
-    return history
+    return recorder.history()
 
 
 def evaluate_classifier(model: keras.Model, data: tf.data.Dataset) -> dict[str, float]:

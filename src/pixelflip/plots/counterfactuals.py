@@ -1,42 +1,28 @@
-"""Every figure of the project, drawn with matplotlib's Agg renderer.
+"""Counterfactual figures: original, counterfactual and perturbation of one image or a grid.
 
-Functions return a :class:`matplotlib.figure.Figure` that is not registered with pyplot (so no
-display backend is needed and nothing leaks between calls); :func:`save_figure` writes it as a
-PNG atomically.
+The explanation row and grid add a Grad-CAM panel and the perturbation overlay.
 """
 
 from __future__ import annotations
 
 import numbers
-import os
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
-import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from pixelflip.io import atomic_path
-
-DPI = 120
-# Diverging and reversed so that positive changes (brighter) are red, negative (darker) blue.
-PERTURBATION_COLORMAP = "RdBu_r"
-ATTRIBUTION_COLORMAP = "jet"
-_RED = np.array([1.0, 0.0, 0.0], dtype=np.float32)
-_BLUE = np.array([0.0, 0.0, 1.0], dtype=np.float32)
-SUCCESS_COLOR = "#1a7f37"
-FAILURE_COLOR = "#cf222e"
-
-
-def save_figure(figure: Figure, path: str | os.PathLike) -> None:
-    """Write ``figure`` to ``path`` as a PNG at 120 dpi, atomically, and release it."""
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=DPI)
-    if "matplotlib.pyplot" in sys.modules:
-        # Only figures made through pyplot are held open by it; closing ours is a no-op.
-        sys.modules["matplotlib.pyplot"].close(figure)
+from pixelflip.plots.common import (
+    ATTRIBUTION_COLORMAP,
+    FAILURE_COLOR,
+    PERTURBATION_COLORMAP,
+    SUCCESS_COLOR,
+    _check_image,
+    _check_positive_integer,
+    _draw_image,
+    _new_figure,
+    perturbation_overlay,
+)
 
 
 def plot_counterfactual(
@@ -167,125 +153,14 @@ def plot_explanation_grid(
     return _explanation_figure(result, attribution_maps, class_names, range(count), title)
 
 
-def perturbation_overlay(image, perturbation) -> np.ndarray:
-    """(H, W, 3) RGB in [0, 1]: ``image`` in grey, tinted by the channel-mean ``perturbation``.
-
-    Red where the change is positive (brighter), blue where negative (darker), with opacity
-    ``|change| / max |change|``, so unchanged pixels keep their grey and the largest change is
-    pure red or blue. ``image`` and ``perturbation`` have shape (H, W, C), C in {1, 3}.
-    """
-    image, perturbation = (np.asarray(array, dtype=np.float32) for array in (image, perturbation))
-    _check_image("image", image)
-    if perturbation.shape != image.shape:
-        raise ValueError(
-            f"perturbation has shape {perturbation.shape}; expected {image.shape}, the image's."
-        )
-    grey = np.clip(image.mean(axis=-1), 0.0, 1.0)[..., None]
-    change = perturbation.mean(axis=-1)
-    opacity = (np.abs(change) / (float(np.abs(change).max()) or 1.0))[..., None]
-    tint = np.where(change[..., None] > 0, _RED, _BLUE)
-    return ((1.0 - opacity) * grey + opacity * tint).astype(np.float32)
-
-
-def plot_training_history(history: Mapping[str, Sequence[float]]) -> Figure:
-    """Loss and accuracy per epoch, training against validation, in two panels.
-
-    ``history`` maps metric names to per-epoch values, as ``keras.callbacks.History.history``
-    does: ``loss`` is required; ``val_loss``, an accuracy key (``accuracy`` or any name ending
-    in ``accuracy``) and its ``val_`` twin are drawn when present.
-    """
-    history = getattr(history, "history", history)
-    if not isinstance(history, Mapping) or "loss" not in history:
-        raise ValueError(
-            "history has no 'loss' entry; expected a dict of per-epoch lists such as "
-            "keras History.history."
-        )
-    accuracy_keys = [
-        key for key in history if key.endswith("accuracy") and not key.startswith("val_")
-    ]
-    figure = _new_figure(figsize=(10.0, 3.8))
-    loss_axis, accuracy_axis = figure.subplots(1, 2)
-    panels = ((loss_axis, "loss", "loss"),)
-    if accuracy_keys:
-        panels += ((accuracy_axis, accuracy_keys[0], "accuracy"),)
-    else:
-        accuracy_axis.text(0.5, 0.5, "no accuracy recorded", ha="center", va="center")
-        accuracy_axis.set_axis_off()
-    for axis, key, label in panels:
-        for name, style in ((key, "-o"), (f"val_{key}", "--s")):
-            if name in history:
-                values = np.asarray(history[name], dtype=np.float64)
-                epochs = np.arange(1, len(values) + 1)
-                kind = "validation" if name.startswith("val_") else "training"
-                axis.plot(epochs, values, style, markersize=3, label=kind)
-        axis.set_xlabel("epoch")
-        axis.set_ylabel(label)
-        axis.set_title(label)
-        axis.grid(alpha=0.3)
-        axis.legend()
-    return figure
-
-
-def plot_model_comparison(frame: pd.DataFrame, metric_columns: Sequence[str]) -> Figure:
-    """Grouped horizontal bars: one group per model (row of ``frame``), one bar per metric.
-
-    Models are named by a ``model`` column when ``frame`` has one, else by its index. Missing
-    (NaN) values are drawn as "n/a".
-    """
-    metric_columns = list(metric_columns)
-    if len(frame) == 0 or not metric_columns:
-        raise ValueError(
-            "frame or metric_columns is empty; expected at least one model row and one metric."
-        )
-    missing = [column for column in metric_columns if column not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"metric_columns {missing} are not columns of frame; expected some of "
-            f"{list(frame.columns)}."
-        )
-    try:
-        values = frame[metric_columns].to_numpy(dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"metric_columns {metric_columns} must hold numbers: {error}") from None
-    names = [str(name) for name in (frame["model"] if "model" in frame.columns else frame.index)]
-
-    models, metrics = values.shape
-    bar_height = 0.8 / metrics
-    figure = _new_figure(figsize=(8.0, 1.0 + 0.45 * models * metrics + 0.3 * models))
-    axis = figure.add_subplot()
-    centers = np.arange(models)
-    for index, column in enumerate(metric_columns):
-        positions = centers - 0.4 + bar_height * (index + 0.5)
-        column_values = values[:, index]
-        bars = axis.barh(
-            positions, np.nan_to_num(column_values), height=bar_height, label=column
-        )
-        labels = ["n/a" if np.isnan(value) else f"{value:.3g}" for value in column_values]
-        axis.bar_label(bars, labels=labels, padding=2, fontsize=8)
-    axis.set_yticks(centers, names)
-    axis.invert_yaxis()
-    axis.margins(x=0.15)
-    axis.grid(axis="x", alpha=0.3)
-    axis.legend(loc="best", fontsize=8)
-    axis.set_title("model comparison")
-    return figure
-
-
-def _new_figure(**kwargs) -> Figure:
-    figure = Figure(layout="constrained", **kwargs)
-    FigureCanvasAgg(figure)
-    return figure
-
-
 def _name(index: int, class_names: Sequence[str] | None) -> str:
     return str(class_names[index]) if class_names is not None else str(index)
 
 
 def _rows_to_draw(result, class_names, wanted, *, name: str) -> int:
-    if isinstance(wanted, bool) or not isinstance(wanted, numbers.Integral) or wanted < 1:
-        raise ValueError(f"{name}={wanted!r} is invalid; expected an integer >= 1.")
+    wanted = _check_positive_integer(wanted, name)
     _check_result_and_names(result, class_names)
-    return min(len(result), int(wanted))
+    return min(len(result), wanted)
 
 
 def _check_result_and_names(result, class_names) -> None:
@@ -351,28 +226,6 @@ def _explanation_figure(result, attribution_maps, class_names, rows, title) -> F
                     "overlay (red brighter, blue darker)", label="overlay")
     figure.suptitle(title or f"{result.method} counterfactuals")
     return figure
-
-
-def _check_image(name: str, image) -> np.ndarray:
-    image = np.asarray(image, dtype=np.float32)
-    if image.ndim != 3 or image.shape[-1] not in (1, 3):
-        raise ValueError(
-            f"{name} has shape {image.shape}; expected (H, W, C) with 1 or 3 channels."
-        )
-    return image
-
-
-def _draw_image(axis, image, title: str, *, label: str | None = None) -> None:
-    """Greyscale (H, W, 1) in grey, (H, W, 3) in colour, without ticks."""
-    if image.shape[-1] == 1:
-        axis.imshow(image[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
-    else:
-        axis.imshow(np.clip(image, 0.0, 1.0))
-    axis.set_title(title, fontsize=9)
-    if label:
-        axis.set_label(label)
-    axis.set_xticks([])
-    axis.set_yticks([])
 
 
 def _draw_attribution(axis, image: np.ndarray, attribution_map: np.ndarray) -> None:

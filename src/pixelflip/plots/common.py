@@ -1,0 +1,90 @@
+"""What every figure shares: the renderer, the PNG writer, colours and image-drawing helpers.
+
+Figures are made with :func:`_new_figure`: a :class:`matplotlib.figure.Figure` attached to its
+own Agg canvas and not registered with pyplot, so no display backend is needed and nothing leaks
+between calls.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+import sys
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from pixelflip.io import atomic_path
+
+DPI = 120
+# Diverging and reversed so that positive changes (brighter) are red, negative (darker) blue.
+PERTURBATION_COLORMAP = "RdBu_r"
+ATTRIBUTION_COLORMAP = "jet"
+_RED = np.array([1.0, 0.0, 0.0], dtype=np.float32)
+_BLUE = np.array([0.0, 0.0, 1.0], dtype=np.float32)
+SUCCESS_COLOR = "#1a7f37"
+FAILURE_COLOR = "#cf222e"
+
+
+def save_figure(figure: Figure, path: str | os.PathLike) -> None:
+    """Write ``figure`` to ``path`` as a PNG at 120 dpi, atomically, and release it."""
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=DPI)
+    if "matplotlib.pyplot" in sys.modules:
+        # Only figures made through pyplot are held open by it; closing ours is a no-op.
+        sys.modules["matplotlib.pyplot"].close(figure)
+
+
+def perturbation_overlay(image, perturbation) -> np.ndarray:
+    """(H, W, 3) RGB in [0, 1]: ``image`` in grey, tinted by the channel-mean ``perturbation``.
+
+    Red where the change is positive (brighter), blue where negative (darker), with opacity
+    ``|change| / max |change|``, so unchanged pixels keep their grey and the largest change is
+    pure red or blue. ``image`` and ``perturbation`` have shape (H, W, C), C in {1, 3}.
+    """
+    image, perturbation = (np.asarray(array, dtype=np.float32) for array in (image, perturbation))
+    _check_image("image", image)
+    if perturbation.shape != image.shape:
+        raise ValueError(
+            f"perturbation has shape {perturbation.shape}; expected {image.shape}, the image's."
+        )
+    grey = np.clip(image.mean(axis=-1), 0.0, 1.0)[..., None]
+    change = perturbation.mean(axis=-1)
+    opacity = (np.abs(change) / (float(np.abs(change).max()) or 1.0))[..., None]
+    tint = np.where(change[..., None] > 0, _RED, _BLUE)
+    return ((1.0 - opacity) * grey + opacity * tint).astype(np.float32)
+
+
+def _new_figure(**kwargs) -> Figure:
+    figure = Figure(layout="constrained", **kwargs)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _check_positive_integer(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name}={value!r} is invalid; expected an integer >= 1.")
+    return int(value)
+
+
+def _check_image(name: str, image) -> np.ndarray:
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 3 or image.shape[-1] not in (1, 3):
+        raise ValueError(
+            f"{name} has shape {image.shape}; expected (H, W, C) with 1 or 3 channels."
+        )
+    return image
+
+
+def _draw_image(axis, image, title: str, *, label: str | None = None) -> None:
+    """Greyscale (H, W, 1) in grey, (H, W, 3) in colour, without ticks."""
+    if image.shape[-1] == 1:
+        axis.imshow(image[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+    else:
+        axis.imshow(np.clip(image, 0.0, 1.0))
+    axis.set_title(title, fontsize=9)
+    if label:
+        axis.set_label(label)
+    axis.set_xticks([])
+    axis.set_yticks([])
