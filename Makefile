@@ -53,6 +53,8 @@ ui: setup
 bench: setup
 	$(BIN)/python benchmarks/counterfactuals.py --num-images 64 --max-iterations 100 --epochs 5
 	$(BIN)/python benchmarks/validation.py --images 4000 --workers 2
+	$(BIN)/python benchmarks/input_pipeline.py --which digits
+	$(BIN)/python benchmarks/input_pipeline.py --which photos
 
 clean:
 	rm -rf $(VENV)

@@ -11,8 +11,7 @@ def main(params):
     from pixelflip.data.loaders import make_dataset
     from pixelflip.explain.metrics import counterfactual_metrics, summarize_counterfactuals
     from pixelflip.explain.result import CounterfactualResult
-    from pixelflip.models.training import (count_parameters, evaluate_classifier,
-                                           load_classifier)
+    from pixelflip.models.training import count_parameters, evaluate_classifier, load_classifier
     from pixelflip.plots import plot_model_comparison, save_figure
 
     test = make_dataset(layout.PREPARED_DIR, "test", batch_size=params.evaluate.batch_size,

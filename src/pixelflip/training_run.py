@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pixelflip import registry, tracking
+from pixelflip import layout, registry, tracking
 from pixelflip.io import atomic_path, read_json, write_json
 
 HEAD_LAYERS = ("global_pool", "dropout_features", "dense", "dropout_dense", "logits",
@@ -56,6 +56,53 @@ class Phase:
     name: str
     epochs: int
     trainable: tuple[str, ...] | None = None
+
+
+def start_training(params: Any, *, batch_size: int) -> tuple[Any, TrainingData]:
+    """The set-up both training stages share: strategy, seed, precision, device log, data.
+
+    Returns ``(strategy, data)``; build and compile the model inside ``strategy.scope()``.
+    """
+    # The strategy first: a multi-worker one must exist before TensorFlow runs any op.
+    from pixelflip.models.distribute import make_strategy, set_precision
+
+    strategy, strategy_info = make_strategy()
+    from pixelflip.device import describe_device
+    from pixelflip.models.training import set_global_seed
+
+    set_global_seed(params.seed)
+    precision = set_precision(params.train.mixed_precision)
+    tracking.log_params({**describe_device(extra=strategy_info), "precision": precision})
+    data = load_training_data(layout.PREPARED_DIR, batch_size=batch_size,
+                              random_state=params.seed, augment=params.train.augment,
+                              class_weight=params.train.class_weight)
+    return strategy, data
+
+
+def train_and_save(model: Any, data: TrainingData, *, name: str, stage: str, params: Any,
+                   phases: Sequence[Phase], learning_rate: float, strategy: Any,
+                   settings: Mapping[str, Any], inputs: Sequence[Path],
+                   labels: Mapping[str, Any], model_path: Path, metrics_path: Path,
+                   plots_dir: Path) -> None:
+    """Fit ``model`` (resumably), measure it, write and register it, then drop the backups.
+
+    ``settings`` and the bytes of ``inputs`` make the fingerprint a backup must match;
+    ``labels`` (model, module, backbone, ...) go into the metrics beside the measurements.
+    """
+    train = params.train
+    backup_dir = layout.backup_dir(stage)
+    history, metrics = fit_and_evaluate(
+        model, data, phases=phases, learning_rate=learning_rate, strategy=strategy,
+        backup_dir=backup_dir, random_state=params.seed,
+        fingerprint=run_fingerprint({"seed": params.seed, **settings}, inputs),
+        early_stopping_patience=train.early_stopping_patience,
+        reduce_lr_factor=train.reduce_lr_factor, reduce_lr_patience=train.reduce_lr_patience)
+    metrics.update(labels)
+    finish_training(model, name=name, history=history, metrics=metrics, model_path=model_path,
+                    metrics_path=metrics_path, plots_dir=plots_dir,
+                    example_images=data.example_images,
+                    registered_model=params.tracking.registered_model)
+    discard_backups(backup_dir)
 
 
 def load_training_data(prepared_dir: Path, *, batch_size: int, random_state: int,
