@@ -192,7 +192,7 @@ def test_mlflow_holds_one_parent_with_a_child_per_stage_and_the_models(project):
         assert tagged.data.tags["mlflow.source.git.commit"] == commit
         assert tagged.data.tags["pixelflip.data_sha256"] == source["sha256"]
     train = next(run for run in children if run.info.run_name == "train")
-    assert train.data.params["train.epochs"] == "1"
+    assert train.data.params["train.epochs"] == "4"
     assert train.data.params["device.type"] in ("CPU", "GPU")
     assert "test.accuracy" in train.data.metrics
     import mlflow
@@ -252,7 +252,7 @@ def test_bad_params_stop_with_one_clear_line(project):
     params = project / "params.yaml"
     original = params.read_text()
     try:
-        params.write_text(original.replace("epochs: 1\n", "epoch: 1\n", 1))
+        params.write_text(original.replace("epochs: 4\n", "epoch: 4\n", 1))
         result = run(["dvc", "repro"], project, check=False)
     finally:
         params.write_text(original)
@@ -268,6 +268,9 @@ def test_a_killed_train_stage_resumes_and_finishes_with_the_same_result(project)
 
     from pixelflip.models.resume import backed_up_epochs
 
+    # The bad-params check above made DVC delete the train outputs; the committed ones are
+    # those of the first, uninterrupted repro with these same params.
+    run(["git", "checkout", "--", "metrics/train.json", "plots/train"], project)
     uninterrupted = json.loads((project / "metrics/train.json").read_text())
     uninterrupted_history = (project / "plots/train/history.csv").read_text()
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
