@@ -20,7 +20,7 @@ def main(params):
     with strategy.scope():
         model = add_attention(load_classifier(layout.BASE_MODEL), MODULE,
                               placement=attention.placement,
-                              reduction_ratio=attention.reduction_ratio)
+                              reduction_ratio=attention.module(MODULE).reduction_ratio)
     # The new module first learns on a frozen base, so its random start cannot wreck the
     # trained features; then everything trains together.
     phases = [Phase("frozen", attention.frozen_epochs, attention_only(model)),
@@ -28,7 +28,8 @@ def main(params):
     train_and_save(
         model, data, name=MODULE, stage=f"attention@{MODULE}", params=params, phases=phases,
         learning_rate=attention.learning_rate, strategy=strategy,
-        settings={"module": MODULE, **params.section("attention"), **params.section("train")},
+        settings={"module": MODULE, "attention": params.section("attention"),
+                  "train": params.section("train")},
         inputs=[layout.MANIFEST_CSV, layout.BASE_MODEL],
         labels={"model": MODULE, "module": MODULE, "backbone": params.train.backbone,
                 "placement": attention.placement or "last feature block"},

@@ -110,6 +110,14 @@ def test_backbone_weights_and_placement_are_typed(tmp_path):
     assert params.attention.frozen_epochs == params.attention.epochs == 4
 
 
+def test_each_attention_module_has_its_own_section(tmp_path):
+    params = load_params(write(tmp_path, "attention:\n  pam:\n    reduction_ratio: 4\n"))
+    assert params.attention.module("pam").reduction_ratio == 4
+    assert params.attention.module("se").reduction_ratio == 8
+    with pytest.raises(ParamsError, match="attention.gc.reduction_ratio = 0 is out of range"):
+        load_params(write(tmp_path, "attention:\n  gc:\n    reduction_ratio: 0\n"))
+
+
 def test_backbone_and_module_choices_match_the_model_registries():
     from pixelflip.models.attention import ATTENTION_MODULES
     from pixelflip.models.backbones import BACKBONES

@@ -232,6 +232,18 @@ def test_a_changed_param_reruns_only_that_stage_and_downstream(project):
     assert evaluation["base"]["counterfactuals"]["num_images"] == 6
 
 
+def test_one_modules_own_params_change_only_its_stage(project):
+    params = project / "params.yaml"
+    original = params.read_text()
+    try:
+        update_params(project, {"attention": {"pam": {"reduction_ratio": 4}}})
+        status = json.loads(run(["dvc", "status", "--json"], project).stdout)
+    finally:
+        params.write_text(original)
+    assert sorted(status) == ["attention@pam"]
+    assert "attention.pam" in json.dumps(status["attention@pam"])
+
+
 def test_experiment_is_listed_by_dvc_and_is_its_own_mlflow_parent(project):
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-q", "-m", "after repro"], project)

@@ -124,16 +124,31 @@ class TrainParams:
 
 
 @dataclass(frozen=True)
+class ModuleParams:
+    reduction_ratio: int = knob(8, minimum=1, maximum=256,
+                                help="channel reduction of the module's bottleneck")
+
+
+@dataclass(frozen=True)
 class AttentionParams:
     modules: list[str] = knob(["se", "cbam", "pam", "gc"], choices=ATTENTION_MODULES)
     placement: list[str] | None = knob(None, help="feature blocks after which a module goes; "
                                        "null = the last block")
-    reduction_ratio: int = knob(8, minimum=1, maximum=256)
     frozen_epochs: int = knob(1, minimum=0, maximum=1000,
                               help="first epochs train only the attention module")
     epochs: int = knob(4, minimum=1, maximum=1000, help="all fine-tuning epochs, frozen included")
     batch_size: int = knob(64, minimum=1, maximum=4096)
     learning_rate: float = knob(5e-4, minimum=0.0, maximum=1.0, exclusive_minimum=True)
+    # One section per module: `attention@pam` depends on `attention.pam` only, so changing it
+    # reruns that stage and no other.
+    se: ModuleParams = field(default_factory=ModuleParams)
+    cbam: ModuleParams = field(default_factory=ModuleParams)
+    pam: ModuleParams = field(default_factory=ModuleParams)
+    gc: ModuleParams = field(default_factory=ModuleParams)
+
+    def module(self, name: str) -> ModuleParams:
+        """The section of one attention module."""
+        return getattr(self, name)
 
 
 @dataclass(frozen=True)
