@@ -55,6 +55,7 @@ bench: setup
 	$(BIN)/python benchmarks/validation.py --images 4000 --workers 2
 	$(BIN)/python benchmarks/input_pipeline.py --which digits
 	$(BIN)/python benchmarks/input_pipeline.py --which photos
+	$(BIN)/python benchmarks/counterfactual_scaling.py
 
 clean:
 	rm -rf $(VENV)

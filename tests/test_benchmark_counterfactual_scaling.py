@@ -1,0 +1,69 @@
+"""The counterfactual scaling benchmark runs end to end and prints parseable figures."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "counterfactual_scaling.py"
+NUMBER = r"([-+]?\d+(?:\.\d+)?)"
+OVERHEAD_LINE = re.compile(
+    rf"^overhead (digits 28x28x1|photos 128x128x3) batch (\d+): engine {NUMBER} ms/iter, "
+    rf"bare fwd\+bwd {NUMBER} ms/iter, floor fwd\+bwd\+fwd {NUMBER} ms/iter, "
+    rf"engine/floor {NUMBER}, overhead {NUMBER}% \(goal <= 25%\)$"
+)
+SCALING_LINE = re.compile(
+    rf"^(digits 28x28x1|photos 128x128x3)\s+(\d+)\s+(\d+)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+"
+    rf"{NUMBER}\s+(\S+)\s+(\S+)\s+{NUMBER}$"
+)
+
+
+@pytest.mark.slow
+def test_tiny_run_prints_overhead_and_scaling_rows():
+    completed = subprocess.run(
+        [
+            sys.executable, str(SCRIPT), "--which", "both", "--batch-sizes", "1,4",
+            "--photo-batch-sizes", "2", "--overhead-batch-sizes", "4,2", "--min-images", "2",
+            "--max-iterations", "5", "--repeats", "1", "--epochs", "1",
+        ],
+        capture_output=True, text=True, check=False, cwd=SCRIPT.parents[1],
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    lines = completed.stdout.splitlines()
+
+    overheads = [OVERHEAD_LINE.match(line) for line in lines if line.startswith("overhead ")]
+    assert [match.group(1) for match in overheads if match] == [
+        "digits 28x28x1", "photos 128x128x3"
+    ]
+    for match in overheads:
+        engine, bare, floor = (float(match.group(index)) for index in (3, 4, 5))
+        assert engine > 0 and bare > 0 and floor > 0
+        # The overhead printed is the median of paired ratios, so only its sign of life is
+        # checked: a finite percentage above -100 %.
+        assert float(match.group(7)) > -100.0
+
+    rows = [SCALING_LINE.match(line) for line in lines]
+    rows = [(row.group(1), int(row.group(2)), int(row.group(3)), row) for row in rows if row]
+    assert [(label, batch, count) for label, batch, count, _ in rows] == [
+        ("digits 28x28x1", 1, 2), ("digits 28x28x1", 4, 4), ("photos 128x128x3", 2, 2),
+    ]
+    for _, _, count, row in rows:
+        seconds, per_second, per_image, validity = (float(row.group(i)) for i in (4, 5, 6, 7))
+        # The columns are rounded independently, so they agree to the printed precision.
+        assert per_second * per_image == pytest.approx(1.0, rel=0.01)
+        assert count / per_second == pytest.approx(seconds, abs=0.01)
+        assert 0.0 <= validity <= 1.0
+        # With the digit model's 10 classes "any other" is easy; a valid row has distances.
+        if validity > 0:
+            assert float(row.group(8)) > 0 and float(row.group(9)) >= 1
+
+
+def test_rejects_bad_batch_sizes():
+    completed = subprocess.run(
+        [sys.executable, str(SCRIPT), "--batch-sizes", "0,8"],
+        capture_output=True, text=True, check=False, cwd=SCRIPT.parents[1],
+    )
+    assert completed.returncode == 2
+    assert "expected positive integers" in completed.stderr
