@@ -11,7 +11,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pixelflip.models.backbones import BACKBONES, build_classifier, feature_block_names
+from pixelflip.models.backbones import (
+    BACKBONES,
+    HEAD_LAYER_NAMES,
+    build_classifier,
+    feature_block_names,
+)
 from pixelflip.models.input_adapter import InputAdapter
 from pixelflip.models.zoo import APPLICATION_BACKBONES
 
@@ -293,3 +298,11 @@ def test_bad_weights_paths_say_what_is_expected(tmp_path):
         build_classifier((32, 32, 3), 2, backbone="vgg16", weights=wrong_suffix)
     with pytest.raises(TypeError, match="expected 'none', 'imagenet' or a file path"):
         build_classifier((32, 32, 3), 2, backbone="vgg16", weights=None)
+
+
+@pytest.mark.parametrize("backbone", ["simple_cnn", "mobilenet_v2"])
+def test_head_layer_names_are_the_last_layers_of_every_classifier(backbone):
+    # The attention stage trains exactly these layers (and the module) on a frozen backbone.
+    model = build_classifier((32, 32, 1), 3, backbone=backbone, conv_filters=(4,), dense_units=4)
+    assert tuple(layer.name for layer in model.layers[-len(HEAD_LAYER_NAMES):]) \
+        == HEAD_LAYER_NAMES

@@ -24,9 +24,6 @@ import pandas as pd
 from pixelflip import layout, registry, tracking
 from pixelflip.io import atomic_path, read_json, write_json
 
-HEAD_LAYERS = ("global_pool", "dropout_features", "dense", "dropout_dense", "logits",
-               "probabilities")
-
 
 @dataclass
 class TrainingData:
@@ -157,8 +154,9 @@ def run_fingerprint(settings: Mapping[str, Any], files: Sequence[Path]) -> str:
 def attention_only(model: Any) -> tuple[str, ...]:
     """The layers that train while the base is frozen: the attention modules and the head."""
     from pixelflip.models.attention import attention_layer_names
+    from pixelflip.models.backbones import HEAD_LAYER_NAMES
 
-    return (*attention_layer_names(model), *(name for name in HEAD_LAYERS
+    return (*attention_layer_names(model), *(name for name in HEAD_LAYER_NAMES
                                              if any(layer.name == name for layer in model.layers)))
 
 

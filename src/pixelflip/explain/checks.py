@@ -1,7 +1,8 @@
 """Argument checks shared by the counterfactual methods and their metrics.
 
 Each check raises ValueError with one sentence naming the argument, its value and what is
-expected, and returns nothing; callers convert the checked value themselves.
+expected, and returns nothing; callers convert the checked value themselves. The integer check
+is the library-wide one from :mod:`pixelflip.checks`.
 """
 
 from __future__ import annotations
@@ -10,14 +11,7 @@ import numbers
 
 import numpy as np
 
-
-def check_integer(key: str, value, *, minimum: int) -> None:
-    """Raise ValueError, naming the argument ``key``, unless ``value`` is an integer >= ``minimum``.
-
-    Python and NumPy integers pass; booleans, floats (even ``2.0``) and strings do not.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{key}={value!r} is invalid; expected an integer >= {minimum}.")
+from pixelflip.checks import check_integer  # noqa: F401  (re-exported for the explain modules)
 
 
 def check_non_negative(key: str, value, *, allow_zero: bool) -> None:

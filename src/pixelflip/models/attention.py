@@ -17,12 +17,12 @@ import keras
 import numpy as np
 from keras import ops
 
+from pixelflip.checks import check_integer
 from pixelflip.models.backbones import feature_block_names
 from pixelflip.models.channel_attention import (
     CBAM,
     SqueezeExcitation,
     _AttentionLayer,
-    _validate_positive_int,
 )
 from pixelflip.models.context_attention import GlobalContext, PositionAttention
 
@@ -149,7 +149,7 @@ def add_attention(
     """
     # Both checked before any cloning work starts.
     _module_class(module)
-    _validate_positive_int(reduction_ratio, "reduction_ratio")
+    check_integer("reduction_ratio", reduction_ratio, minimum=1)
     placements = _resolve_placements(base_model, placement)
     layer_names = {
         block: f"attention_{module}" if len(placements) == 1 else f"attention_{module}_{block}"
@@ -229,7 +229,7 @@ def attention_maps(model: keras.Model, images, *, batch_size: int = 64) -> dict[
     ValueError
         If ``images`` is not 4-D or ``batch_size`` is not an integer >= 1.
     """
-    batch_size = _validate_positive_int(batch_size, "batch_size")
+    batch_size = check_integer("batch_size", batch_size, minimum=1)
     images = np.asarray(images, dtype="float32")
     if images.ndim != 4:
         raise ValueError(f"images has shape {images.shape}; expected (N, height, width, channels).")

@@ -165,6 +165,12 @@ def _application_features(
     return build_application(backbone, adapted, weights=weights)
 
 
+# The layers of _classification_head, in order: what trains with a new attention module while
+# the backbone is frozen.
+HEAD_LAYER_NAMES = ("global_pool", "dropout_features", "dense", "dropout_dense", "logits",
+                    "probabilities")
+
+
 def _classification_head(
     features: keras.KerasTensor, num_classes: int, dense_units: int, dropout_rate: float
 ) -> keras.KerasTensor:

@@ -8,7 +8,6 @@ dtype, keeps its weights in float32, and returns its explanation maps in float32
 
 from __future__ import annotations
 
-import numbers
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -16,11 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 from keras import ops
 
-
-def _validate_positive_int(value: int, argument: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{argument}={value!r} is invalid; expected an integer >= 1.")
-    return int(value)
+from pixelflip.checks import check_integer
 
 
 def _channels_of(input_shape: tuple, layer_name: str) -> int:
@@ -95,7 +90,7 @@ class _AttentionLayer(keras.layers.Layer):
 
     def __init__(self, reduction_ratio: int = 8, **kwargs):
         super().__init__(**kwargs)
-        self.reduction_ratio = _validate_positive_int(reduction_ratio, "reduction_ratio")
+        self.reduction_ratio = check_integer("reduction_ratio", reduction_ratio, minimum=1)
 
     def _ensure_built(self, inputs):
         """Cast ``inputs`` to the compute dtype and build the layer on first use.
@@ -185,7 +180,7 @@ class CBAM(_AttentionLayer):
 
     def __init__(self, reduction_ratio: int = 8, kernel_size: int = 7, **kwargs):
         super().__init__(reduction_ratio=reduction_ratio, **kwargs)
-        self.kernel_size = _validate_positive_int(kernel_size, "kernel_size")
+        self.kernel_size = check_integer("kernel_size", kernel_size, minimum=1)
 
     def build(self, input_shape):
         channels = _channels_of(input_shape, self.name)

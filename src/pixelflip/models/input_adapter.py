@@ -11,13 +11,14 @@ imported.
 
 from __future__ import annotations
 
-import numbers
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 from keras import ops
+
+from pixelflip.checks import check_integer
 
 # Each mode maps [0, 1] pixels to the range one family of keras.applications models was trained
 # on; "tf" and "caffe" are the modes of keras.applications.imagenet_utils.preprocess_input.
@@ -63,8 +64,7 @@ class InputAdapter(keras.layers.Layer):
 
     def __init__(self, side: int, *, to_rgb: bool = True, mode: str = "unit", **kwargs):
         super().__init__(**kwargs)
-        if isinstance(side, bool) or not isinstance(side, numbers.Integral) or side < 1:
-            raise ValueError(f"side={side!r} is invalid; expected an integer >= 1.")
+        check_integer("side", side, minimum=1)
         if mode not in ADAPTER_MODES:
             raise ValueError(
                 f"mode={mode!r} is invalid; expected one of {', '.join(ADAPTER_MODES)}."

@@ -29,6 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 
+from pixelflip.checks import check_integer
 from pixelflip.data.epoch import EpochClock
 
 _FORMAT_VERSION = 1
@@ -88,10 +89,7 @@ class EpochSeeding(keras.callbacks.Callback):
     def __init__(self, random_state: int, epoch_clock: EpochClock | None = None,
                  seeded_objects: Sequence[keras.layers.Layer] = ()):
         super().__init__()
-        if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)) \
-                or random_state < 0:
-            raise ValueError(f"random_state={random_state!r} is invalid; expected an integer >= 0.")
-        self.random_state = int(random_state)
+        self.random_state = check_integer("random_state", random_state, minimum=0)
         self.epoch_clock = epoch_clock
         self.seeded_objects = tuple(seeded_objects)
 

@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pixelflip.checks import check_integer
 from pixelflip.data.epoch import EpochClock
 from pixelflip.models.distribute import task_backup_dir
 from pixelflip.models.resume import EpochSeeding, ResumableBackup
@@ -25,10 +26,7 @@ def set_global_seed(random_state: int) -> None:
     op determinism removes that, so the same params on the same machine give the same metrics,
     which is what lets DVC and MLflow compare runs. It is process-wide and cannot be turned off.
     """
-    if (isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer))
-            or random_state < 0):
-        raise ValueError(f"random_state={random_state!r} is invalid; expected an integer >= 0.")
-    keras.utils.set_random_seed(int(random_state))
+    keras.utils.set_random_seed(check_integer("random_state", random_state, minimum=0))
     tf.config.experimental.enable_op_determinism()
 
 

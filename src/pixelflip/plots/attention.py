@@ -17,9 +17,9 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Colormap, Normalize
 from matplotlib.figure import Figure
 
+from pixelflip.checks import check_integer
 from pixelflip.plots.common import (
     _check_image,
-    _check_positive_integer,
     _draw_image,
     _new_figure,
 )
@@ -139,7 +139,7 @@ def plot_attention_maps(
             raise ValueError(
                 f"titles has {len(titles)} entries; expected {len(images)}, one per image."
             )
-    rows = min(len(images), _check_positive_integer(max_images, "max_images"))
+    rows = min(len(images), check_integer("max_images", max_images, minimum=1))
 
     columns_per_image = 1 + len(maps)
     columns = columns_per_image * (1 if counterfactuals is None else 2)

@@ -7,7 +7,6 @@ between calls.
 
 from __future__ import annotations
 
-import numbers
 import os
 import sys
 
@@ -60,12 +59,6 @@ def _new_figure(**kwargs) -> Figure:
     figure = Figure(layout="constrained", **kwargs)
     FigureCanvasAgg(figure)
     return figure
-
-
-def _check_positive_integer(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name}={value!r} is invalid; expected an integer >= 1.")
-    return int(value)
 
 
 def _check_image(name: str, image) -> np.ndarray:

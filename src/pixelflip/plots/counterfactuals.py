@@ -12,13 +12,13 @@ import numpy as np
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from pixelflip.checks import check_integer
 from pixelflip.plots.common import (
     ATTRIBUTION_COLORMAP,
     FAILURE_COLOR,
     PERTURBATION_COLORMAP,
     SUCCESS_COLOR,
     _check_image,
-    _check_positive_integer,
     _draw_image,
     _new_figure,
     perturbation_overlay,
@@ -158,7 +158,7 @@ def _name(index: int, class_names: Sequence[str] | None) -> str:
 
 
 def _rows_to_draw(result, class_names, wanted, *, name: str) -> int:
-    wanted = _check_positive_integer(wanted, name)
+    wanted = check_integer(name, wanted, minimum=1)
     _check_result_and_names(result, class_names)
     return min(len(result), wanted)
 
