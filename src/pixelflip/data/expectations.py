@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pixelflip.data.inspect import require_positive_int
+from pixelflip.checks import check_integer
 from pixelflip.data.suites import (
     class_balance_expectations,
     class_table,
@@ -177,8 +177,8 @@ def _checked_arguments(
     classes: list[str], min_side: int, max_pixels: int, max_class_ratio: float
 ) -> list[str]:
     """The class names as strings (as normalised labels are), after checking every argument."""
-    require_positive_int("min_side", min_side)
-    require_positive_int("max_pixels", max_pixels)
+    check_integer("min_side", min_side, minimum=1)
+    check_integer("max_pixels", max_pixels, minimum=1)
     is_number = isinstance(max_class_ratio, numbers.Real) and not isinstance(max_class_ratio, bool)
     if not is_number or not max_class_ratio >= 1:
         raise ValueError(

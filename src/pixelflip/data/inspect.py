@@ -30,6 +30,7 @@ import warnings
 import cv2
 import numpy as np
 
+from pixelflip.checks import check_integer
 from pixelflip.data.archive import file_extension, is_image_name
 from pixelflip.data.headers import open_with_pillow, read_header, sniff_format
 
@@ -86,10 +87,10 @@ def inspect_image_bytes(
     """
     if color_mode not in COLOR_MODES:
         raise ValueError(f"color_mode must be one of {list(COLOR_MODES)}, got {color_mode!r}.")
-    require_positive_int("min_side", min_side)
-    require_positive_int("max_pixels", max_pixels)
+    check_integer("min_side", min_side, minimum=1)
+    check_integer("max_pixels", max_pixels, minimum=1)
     if target_size is not None:
-        require_positive_int("target_size", target_size)
+        check_integer("target_size", target_size, minimum=1)
 
     image_format = sniff_format(data)
     record = blank_record(
@@ -152,12 +153,6 @@ def blank_record(**values) -> dict:
         )
     record.update(values)
     return record
-
-
-def require_positive_int(name: str, value: object) -> None:
-    """Raise ValueError unless ``value`` is an integer of at least 1 (booleans refused)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
 def _mark(record: dict, status: str, reason: str) -> dict:

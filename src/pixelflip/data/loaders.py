@@ -21,8 +21,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import tensorflow as tf
 
+from pixelflip.checks import check_integer
 from pixelflip.data.epoch import EpochClock
-from pixelflip.data.inspect import require_positive_int
 from pixelflip.data.prepare import SPLITS
 
 
@@ -95,7 +95,7 @@ def make_dataset(
         ValueError: ``batch_size`` is not a positive integer, ``random_state`` is negative or
             the split is unknown or inconsistent.
     """
-    require_positive_int("batch_size", batch_size)
+    check_integer("batch_size", batch_size, minimum=1)
     if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)) or (
         random_state < 0
     ):

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from pixelflip.checks import check_integer
 from pixelflip.data.archive import (
     DEFAULT_MAX_COMPRESSION_RATIO,
     DEFAULT_MAX_UNCOMPRESSED_BYTES,
@@ -37,7 +38,6 @@ from pixelflip.data.inspect import (
     COLOR_MODES,
     STATUSES,
     USED_STATUSES,
-    require_positive_int,
 )
 from pixelflip.data.scan import InspectionSettings, scan_members
 from pixelflip.data.selection import select_members
@@ -127,7 +127,7 @@ def prepare_dataset(
     """
     _check_arguments(image_size, color_mode, val_fraction, test_fraction, min_side)
     if max_images_per_class is not None:
-        require_positive_int("max_images_per_class", max_images_per_class)
+        check_integer("max_images_per_class", max_images_per_class, minimum=1)
     archive_path, out_dir = Path(archive_path), Path(out_dir)
     members = read_class_members(
         archive_path,
@@ -218,8 +218,8 @@ def summarize_manifest(manifest: pd.DataFrame) -> dict:
 def _check_arguments(
     image_size: int, color_mode: str, val_fraction: float, test_fraction: float, min_side: int
 ) -> None:
-    require_positive_int("image_size", image_size)
-    require_positive_int("min_side", min_side)
+    check_integer("image_size", image_size, minimum=1)
+    check_integer("min_side", min_side, minimum=1)
     if color_mode not in COLOR_MODES:
         raise ValueError(f"color_mode must be one of {list(COLOR_MODES)}, got {color_mode!r}.")
     for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
