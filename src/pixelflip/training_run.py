@@ -143,11 +143,11 @@ def run_fingerprint(settings: Mapping[str, Any], files: Sequence[Path]) -> str:
     A backup made under another fingerprint (params edited, data or base model rebuilt) belongs
     to another run and must not be resumed.
     """
+    from pixelflip.data.sources import file_sha256
+
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
     for path in files:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        digest.update(file_sha256(path).encode())
     return digest.hexdigest()
 
 
@@ -207,11 +207,15 @@ def fit_and_evaluate(model: Any, data: TrainingData, *, phases: Sequence[Phase],
 
 
 def _run_phase(model: Any, data: TrainingData, phase: Phase, *, epoch_offset: int,
-               learning_rate: float,
-               strategy: Any, backup_dir: Path, fingerprint: str, random_state: int,
-               **schedule: Any) -> dict[str, list[float]]:
-    from pixelflip.models.training import train_classifier
+               learning_rate: float, strategy: Any, backup_dir: Path, fingerprint: str,
+               random_state: int, **schedule: Any) -> dict[str, list[float]]:
+    from pixelflip.models.training import compile_classifier, train_classifier
 
+    # Compiled even when the phase is restored below: a run killed after its last phase (while
+    # evaluating or logging) resumes straight to evaluation, which needs a compiled model.
+    _set_trainable(model, phase.trainable)
+    with strategy.scope():
+        compile_classifier(model, learning_rate=learning_rate)
     done_weights = backup_dir / f"{phase.name}.done.npz"
     done_history = backup_dir / f"{phase.name}.done.json"
     if done_weights.exists() and done_history.exists():
@@ -222,9 +226,6 @@ def _run_phase(model: Any, data: TrainingData, phase: Phase, *, epoch_offset: in
             print(f"[{model.name}] phase '{phase.name}' finished before; its weights are "
                   f"restored from {done_weights}", flush=True)
             return record["history"]
-    _set_trainable(model, phase.trainable)
-    with strategy.scope():
-        _compile(model, learning_rate)
     if phase.trainable is not None:
         print(f"[{model.name}] phase '{phase.name}': {phase.epochs} epochs training only "
               f"{', '.join(phase.trainable)}", flush=True)
@@ -240,12 +241,6 @@ def _run_phase(model: Any, data: TrainingData, phase: Phase, *, epoch_offset: in
         np.savez(handle, *model.get_weights())
     write_json(done_history, {"fingerprint": fingerprint, "history": history})
     return history
-
-
-def _compile(model: Any, learning_rate: float) -> None:
-    from pixelflip.models.training import compile_classifier
-
-    compile_classifier(model, learning_rate=learning_rate)
 
 
 def _set_trainable(model: Any, trainable: Sequence[str] | None) -> None:
