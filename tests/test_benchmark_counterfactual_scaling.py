@@ -1,5 +1,6 @@
 """The counterfactual scaling benchmark runs end to end and prints parseable figures."""
 
+import math
 import re
 import subprocess
 import sys
@@ -39,7 +40,10 @@ def test_tiny_run_prints_overhead_and_scaling_rows():
     ]
     for match in overheads:
         engine, bare, floor = (float(match.group(index)) for index in (3, 4, 5))
-        assert engine > 0 and bare > 0 and floor > 0
+        # Per-iteration times are slopes between two timed run lengths: with 5 iterations on a
+        # shared machine noise can tip one below zero, so their sign is a wall-clock check and
+        # does not belong in a test. That they are reported, as numbers, does.
+        assert all(math.isfinite(value) for value in (engine, bare, floor))
         # The overhead printed is the median of paired ratios, so only its sign of life is
         # checked: a finite percentage above -100 %.
         assert float(match.group(7)) > -100.0
