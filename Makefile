@@ -31,9 +31,12 @@ CATS_VS_DOGS := -S data.image_size=128 -S data.color_mode=rgb -S validate.min_si
 	-S train.epochs=20 -S train.batch_size=32 -S train.early_stopping_patience=4 \
 	-S train.augment.horizontal_flip=true -S train.augment.rotation=0.05 \
 	-S train.augment.translation=0.1 -S attention.epochs=5 -S attention.batch_size=32 \
-	-S counterfactuals.num_images=16 -S counterfactuals.batch_size=16 \
-	-S counterfactuals.binary_search_steps=3 -S counterfactuals.figure_images=6 \
-	-S counterfactuals.initial_prediction_weight=10 -S counterfactuals.l1_weight=0.05
+	-S counterfactuals.num_images=16 -S counterfactuals.misclassified=16 \
+	-S counterfactuals.batch_size=16 -S counterfactuals.figure_images=6 \
+	-S counterfactuals.elastic_net.binary_search_steps=3 \
+	-S counterfactuals.elastic_net.initial_prediction_weight=10 \
+	-S counterfactuals.elastic_net.l1_weight=0.05 -S attributions.batch_size=16 \
+	-S autoencoders.max_images_per_class=300
 DATA ?=
 CATS_VS_DOGS_SOURCE := $(if $(DATA),-S data.source=folder -S data.path=$(abspath $(DATA)),-S data.source=kaggle)
 

@@ -1,6 +1,7 @@
 """params.yaml loads into typed objects; every kind of bad value is named in one line."""
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,50 @@ def test_backbone_and_module_choices_match_the_model_registries():
 
     assert BACKBONE_CHOICES == tuple(BACKBONES)
     assert set(MODULE_CHOICES) == set(ATTENTION_MODULES)
+
+
+def test_each_explanation_method_has_its_own_section(tmp_path):
+    params = load_params(write(tmp_path, (
+        "counterfactuals:\n  methods: [growing_spheres]\n  growing_spheres:\n    max_layers: 5\n"
+        "attributions:\n  lime:\n    num_samples: 50\n")))
+    assert params.counterfactuals.methods == ["growing_spheres"]
+    assert params.counterfactuals.method("growing_spheres").max_layers == 5
+    assert params.counterfactuals.method("elastic_net").max_iterations == 100
+    assert params.attributions.options("lime") == {"num_samples": 50, "num_segments": 50,
+                                                   "compactness": 10.0}
+    assert params.attributions.options("grad_cam") == {}
+    for text, message in [
+        ("counterfactuals:\n  methods: [wachter]\n", "counterfactuals.methods[0] = 'wachter'"),
+        ("counterfactuals:\n  elastic_net:\n    max_iteration: 5\n",
+         "unknown key 'counterfactuals.elastic_net.max_iteration' (did you mean "
+         "'counterfactuals.elastic_net.max_iterations'?)"),
+        ("counterfactuals:\n  misclassified: -1\n", "counterfactuals.misclassified = -1"),
+        ("attributions:\n  methods: [grad_cam, grad_cam]\n", "lists a value twice"),
+        ("attributions:\n  smoothgrad:\n    noise_level: 0\n", "noise_level = 0.0 is out of range"),
+    ]:
+        with pytest.raises(ParamsError, match=re.escape(message)):
+            load_params(write(tmp_path, text))
+
+
+def test_explanation_sections_build_the_methods_they_name():
+    # Every key of a method's section is a keyword of its class: the stage passes them as they are.
+    from pixelflip.explain import (
+        ATTRIBUTION_METHODS,
+        COUNTERFACTUAL_METHODS,
+        make_attribution,
+        make_counterfactual,
+    )
+    from pixelflip.explain_params import ATTRIBUTION_METHODS as ATTRIBUTION_CHOICES
+    from pixelflip.explain_params import COUNTERFACTUAL_METHODS as COUNTERFACTUAL_CHOICES
+
+    assert COUNTERFACTUAL_CHOICES == tuple(COUNTERFACTUAL_METHODS)
+    assert ATTRIBUTION_CHOICES == tuple(ATTRIBUTION_METHODS)
+    params = Params()
+    for name in COUNTERFACTUAL_METHODS:
+        method = make_counterfactual(name, **dataclasses.asdict(params.counterfactuals.method(name)),
+                                     batch_size=8, random_state=1)
+        assert method.name == name
+    for name in ATTRIBUTION_METHODS:
+        method = make_attribution(name, **params.attributions.options(name), batch_size=8,
+                                  random_state=1)
+        assert method.name == name

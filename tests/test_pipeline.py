@@ -25,11 +25,18 @@ TINY = {
     "data": {"max_images_per_class": 20},
     "train": {"epochs": 4, "batch_size": 16, "early_stopping_patience": 10},
     "attention": {"epochs": 2, "frozen_epochs": 1},
-    "counterfactuals": {"num_images": 8, "max_iterations": 100, "binary_search_steps": 3},
+    "attributions": {"smoothgrad": {"num_samples": 4}, "lime": {"num_samples": 60}},
+    "counterfactuals": {"num_images": 8, "misclassified": 4, "batch_size": 32,
+                        "elastic_net": {"binary_search_steps": 3},
+                        "growing_spheres": {"num_samples": 32, "max_layers": 20}},
+    "autoencoders": {"epochs": 1, "max_images_per_class": 10},
+    "evaluate": {"deletion_steps": 5},
 }
+COUNTERFACTUAL_METHODS = ["elastic_net", "growing_spheres"]
+ATTRIBUTION_METHODS = ["grad_cam", "score_cam", "smoothgrad", "lime"]
 MODULES = ["se", "cbam", "pam", "gc"]
 STAGES = ["download", "validate", "train", *(f"attention@{module}" for module in MODULES),
-          "compare", "counterfactuals", "evaluate"]
+          "compare", "attributions", "counterfactuals", "autoencoders", "evaluate"]
 
 
 def run(command, cwd, check=True, extra_env=None):
@@ -126,12 +133,31 @@ def test_repro_runs_every_stage_and_writes_every_output(project):
 
     evaluation = json.loads((project / "metrics/evaluation.json").read_text())
     assert sorted(evaluation) == sorted(["base", *MODULES])
-    for model in evaluation.values():
+    for name, model in evaluation.items():
         assert 0.0 <= model["test_accuracy"] <= 1.0
-        assert model["counterfactuals"]["num_images"] == 8
-        assert 0.0 <= model["counterfactuals"]["validity"] <= 1.0
-    for figure in ("base_grid.png", "base_example.png", "se_grid.png", "cbam_example.png"):
-        assert (project / "plots/counterfactuals" / figure).stat().st_size > 5000
+        sets = json.loads((project / f"data/counterfactuals/{name}/sets.json").read_text())
+        assert len(sets["sampled"]) == 8 and len(sets["misclassified"]) <= 4
+        # The misclassified set holds exactly the model's mistakes (up to 4 of them).
+        wrong = round((1 - model["test_accuracy"]) * 30)
+        assert len(sets["misclassified"]) == min(4, wrong)
+        for image_set, indices in sets.items():
+            if not indices:
+                continue
+            for method in COUNTERFACTUAL_METHODS:
+                summary = model["counterfactuals"][image_set][method]
+                assert summary["num_images"] == len(indices)
+                assert 0.0 <= summary["validity"] <= summary["success_rate"] <= 1.0
+                figure = project / f"plots/explanations/{name}_{image_set}_{method}.png"
+                assert figure.stat().st_size > 5000
+            for method in ATTRIBUTION_METHODS:
+                summary = model["attributions"][image_set][method]
+                assert summary["num_images"] == len(indices)
+                assert 0.0 <= summary["mean_deletion_auc"] <= 1.0
+    assert (project / "plots/explanations/base_example.png").stat().st_size > 5000
+    assert (project / "plots/attributions/pam.png").stat().st_size > 5000
+    table = (project / "plots/evaluate/counterfactuals.csv").read_text().splitlines()
+    assert table[0].startswith("model,set,method,") and "median_im1" in table[0]
+    assert len(sorted(path.name for path in (project / "models/autoencoders").iterdir())) == 10
     history = (project / "plots/train/history.csv").read_text().splitlines()
     assert history[0].startswith("epoch,") and len(history) == 5
     # The attention stages ran a frozen epoch then an unfrozen one, numbered on.
@@ -159,14 +185,14 @@ def test_attention_maps_are_exported_for_the_explained_images(project):
     import numpy as np
 
     for module in MODULES:
-        with np.load(project / f"data/counterfactuals/{module}_attention.npz") as maps:
+        with np.load(project / f"data/counterfactuals/{module}/attention.npz") as maps:
             assert sorted(maps.files) == [f"counterfactual/attention_{module}",
                                           f"original/attention_{module}"]
             original = maps[f"original/attention_{module}"]
             assert original.shape == (8, 28, 28)
             assert 0.0 <= original.min() and original.max() <= 1.0
         assert (project / f"plots/counterfactuals/{module}_attention.png").stat().st_size > 5000
-    assert not (project / "data/counterfactuals/base_attention.npz").exists()
+    assert not (project / "data/counterfactuals/base/attention.npz").exists()
 
 
 def test_dvc_metrics_and_plots_show(project):
@@ -175,7 +201,7 @@ def test_dvc_metrics_and_plots_show(project):
     assert "test_accuracy" in shown and "validity" in shown
     run(["dvc", "plots", "show", "-o", "plots-html"], project)
     page = (project / "plots-html" / "index.html").read_text()
-    assert "Training accuracy" in page and "Counterfactual validity per model" in page
+    assert "Training accuracy" in page and "Counterfactual size per image" in page
 
 
 def test_mlflow_holds_one_parent_with_a_child_per_stage_and_the_models(project):
@@ -227,9 +253,11 @@ def test_second_repro_reruns_nothing(project):
 def test_a_changed_param_reruns_only_that_stage_and_downstream(project):
     update_params(project, {"counterfactuals": {"num_images": 6}})
     result = run(["dvc", "repro"], project)
-    assert ran_stages(result.stdout) == ["counterfactuals", "evaluate"]
+    # Both explanation stages explain the chosen images; the autoencoders do not depend on them.
+    assert sorted(ran_stages(result.stdout)) == ["attributions", "counterfactuals", "evaluate"]
     evaluation = json.loads((project / "metrics/evaluation.json").read_text())
-    assert evaluation["base"]["counterfactuals"]["num_images"] == 6
+    assert evaluation["base"]["counterfactuals"]["sampled"]["growing_spheres"]["num_images"] == 6
+    assert evaluation["base"]["attributions"]["sampled"]["lime"]["num_images"] == 6
 
 
 def test_one_modules_own_params_change_only_its_stage(project):
@@ -247,7 +275,8 @@ def test_one_modules_own_params_change_only_its_stage(project):
 def test_experiment_is_listed_by_dvc_and_is_its_own_mlflow_parent(project):
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-q", "-m", "after repro"], project)
-    run(["dvc", "exp", "run", "-n", "fewer-steps", "-S", "counterfactuals.max_iterations=40"],
+    run(["dvc", "exp", "run", "-n", "fewer-steps", "-S",
+         "counterfactuals.elastic_net.max_iterations=40"],
         project)
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
     experiments = json.dumps(shown)
@@ -292,10 +321,13 @@ def test_a_killed_train_stage_resumes_and_finishes_with_the_same_result(project)
     backup = project / ".backup/train/all"
     while repro.poll() is None and (backed_up_epochs(backup) or 0) < 2:
         time.sleep(0.05)
+    # DVC runs the command through $SHELL; dash (the usual /bin/sh) forks the Python process
+    # rather than exec'ing it, so both the shell and Python match: kill the Python one first.
     stage = [child for child in psutil.Process(repro.pid).children(recursive=True)
              if "stages/train.py" in " ".join(child.cmdline())]
     assert stage, "the train stage ended before two epochs were backed up"
-    stage[0].kill()  # SIGKILL, as the out-of-memory killer would
+    for process in reversed(stage):
+        process.kill()  # SIGKILL, as the out-of-memory killer would
     killed_log = repro.communicate(timeout=600)[0]
     assert repro.returncode != 0, killed_log
     assert not (project / "models/base.keras").exists()

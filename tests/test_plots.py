@@ -502,11 +502,18 @@ def test_attention_maps_reject_bad_arguments(arguments, message):
 
 
 def test_every_public_name_of_the_submodules_is_exported_by_the_package():
-    from pixelflip.plots import attention, common, comparison, counterfactuals, training
+    from pixelflip.plots import (
+        attention,
+        common,
+        comparison,
+        counterfactuals,
+        explanations,
+        training,
+    )
 
     defined = {
         name
-        for module in (attention, common, comparison, counterfactuals, training)
+        for module in (attention, common, comparison, counterfactuals, explanations, training)
         for name, value in vars(module).items()
         if not name.startswith("_")
         and (name.isupper() or getattr(value, "__module__", None) == module.__name__)

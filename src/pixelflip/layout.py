@@ -14,14 +14,17 @@ PREPARED_DIR = Path("data/prepared")
 MANIFEST_CSV = PREPARED_DIR / "manifest.csv"
 DATA_DOCS_DIR = Path("reports/data")
 COUNTERFACTUALS_DIR = Path("data/counterfactuals")
+ATTRIBUTIONS_DIR = Path("data/attributions")
 
 MODELS_DIR = Path("models")
 BASE_MODEL = MODELS_DIR / "base.keras"
 ATTENTION_MODELS_DIR = MODELS_DIR / "attention"
+AUTOENCODERS_DIR = MODELS_DIR / "autoencoders"
 
 METRICS_DIR = Path("metrics")
 PLOTS_DIR = Path("plots")
 COMPARISON_DIR = PLOTS_DIR / "comparison"
+EXPLANATIONS_DIR = PLOTS_DIR / "explanations"
 
 # Training backups live outside every DVC output: DVC deletes a stage's outputs before it reruns
 # the stage, and a killed stage must find its last finished epoch there.
@@ -52,3 +55,13 @@ def metrics_path(model_name: str) -> Path:
 def backup_dir(stage: str) -> Path:
     """Where the ``train`` or ``attention@<module>`` stage keeps its resumable epochs."""
     return BACKUP_DIR / stage.replace("@", "-")
+
+
+def explanation_path(root: Path, model_name: str, image_set: str, method: str) -> Path:
+    """``<root>/<model>/<set>_<method>.npz``: one method's explanations of one image set."""
+    return root / model_name / f"{image_set}_{method}.npz"
+
+
+def autoencoder_path(class_index: int) -> Path:
+    """The IM1 autoencoder trained on the images of one class."""
+    return AUTOENCODERS_DIR / f"class_{class_index}.keras"

@@ -21,32 +21,19 @@ from typing import Any
 
 import yaml
 
+from pixelflip.explain_params import (
+    AttributionsParams,
+    AutoencodersParams,
+    CounterfactualsParams,
+    EvaluateParams,
+    check_explanations,
+)
+from pixelflip.knobs import ParamsError, knob
 
 # The same tuples as pixelflip.models.backbones.BACKBONES and ATTENTION_MODULES (a test keeps them
 # equal); repeated here so that checking params does not import TensorFlow.
 BACKBONES = ("simple_cnn", "mobilenet_v2", "efficientnet_b0", "resnet50", "vgg16")
 ATTENTION_MODULES = ("se", "cbam", "pam", "gc")
-
-
-class ParamsError(ValueError):
-    """A parameter file that cannot be used; the message names the key and what is allowed."""
-
-
-def knob(default: Any, *, choices: tuple | None = None, minimum: float | None = None,
-         maximum: float | None = None, exclusive_minimum: bool = False,
-         exclusive_maximum: bool = False, help: str = "") -> Any:
-    """A dataclass field with the constraints that :func:`load_params` checks."""
-    metadata = {
-        "choices": choices,
-        "minimum": minimum,
-        "maximum": maximum,
-        "exclusive_minimum": exclusive_minimum,
-        "exclusive_maximum": exclusive_maximum,
-        "help": help,
-    }
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=metadata)
-    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -152,30 +139,6 @@ class AttentionParams:
 
 
 @dataclass(frozen=True)
-class CounterfactualsParams:
-    method: str = knob("elastic_net", choices=("elastic_net",))
-    num_images: int = knob(32, minimum=1, maximum=100000)
-    target: str = knob("other", choices=("other", "runner_up", "class", "true_label"))
-    target_class: str | None = knob(None, help="class name, for target 'class'")
-    max_iterations: int = knob(100, minimum=1, maximum=100000)
-    learning_rate: float = knob(0.1, minimum=0.0, exclusive_minimum=True)
-    l1_weight: float = knob(0.5, minimum=0.0)
-    l2_weight: float = knob(1.0, minimum=0.0)
-    initial_prediction_weight: float = knob(1.0, minimum=0.0, exclusive_minimum=True)
-    binary_search_steps: int = knob(4, minimum=1, maximum=50)
-    confidence: float = knob(0.2, minimum=0.0)
-    batch_size: int = knob(128, minimum=1, maximum=4096)
-    change_tolerance: float = knob(0.05, minimum=0.0, maximum=1.0,
-                                   help="a pixel changed by more than this counts in L0")
-    figure_images: int = knob(8, minimum=1, maximum=64)
-
-
-@dataclass(frozen=True)
-class EvaluateParams:
-    batch_size: int = knob(256, minimum=1, maximum=65536)
-
-
-@dataclass(frozen=True)
 class TrackingParams:
     enabled: bool = knob(True)
     uri: str | None = knob(None, help="MLflow tracking URI; null = sqlite:///<repo>/mlflow.db")
@@ -191,7 +154,9 @@ class Params:
     validate: ValidateParams = field(default_factory=ValidateParams)
     train: TrainParams = field(default_factory=TrainParams)
     attention: AttentionParams = field(default_factory=AttentionParams)
+    attributions: AttributionsParams = field(default_factory=AttributionsParams)
     counterfactuals: CounterfactualsParams = field(default_factory=CounterfactualsParams)
+    autoencoders: AutoencodersParams = field(default_factory=AutoencodersParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     tracking: TrackingParams = field(default_factory=TrackingParams)
 
@@ -335,13 +300,11 @@ def _is_union(kind: Any) -> bool:
 
 
 def _check_cross_field(params: Params) -> None:
-    data, counterfactuals = params.data, params.counterfactuals
+    data = params.data
     if data.source == "folder" and not data.path:
         raise ParamsError("data.path is required when data.source is 'folder': "
                           "set it to a folder or zip of class folders")
-    if counterfactuals.target == "class" and not counterfactuals.target_class:
-        raise ParamsError("counterfactuals.target_class is required when counterfactuals.target "
-                          "is 'class': set it to one of the class names")
+    check_explanations(params.counterfactuals)
     if data.kaggle.dataset.count("/") != 1 or not all(data.kaggle.dataset.split("/")):
         raise ParamsError(f"data.kaggle.dataset = {data.kaggle.dataset!r} is not a Kaggle dataset "
                           "slug; allowed: 'owner/name' as in kaggle.com/datasets/owner/name")

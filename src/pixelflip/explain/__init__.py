@@ -25,6 +25,7 @@ from pixelflip.explain.attributions import (
 from pixelflip.explain.gradient import ElasticNetCounterfactual, logit_function
 from pixelflip.explain.im1 import build_autoencoder, im1_scores, train_class_autoencoders
 from pixelflip.explain.lime_attribution import Lime
+from pixelflip.explain.methods import COUNTERFACTUAL_METHODS, make_counterfactual
 from pixelflip.explain.metrics import counterfactual_metrics, summarize_counterfactuals
 from pixelflip.explain.plausibility import nearest_class_distance_ratio
 from pixelflip.explain.result import (
@@ -33,16 +34,26 @@ from pixelflip.explain.result import (
     predict_probabilities,
     validate_explain_inputs,
 )
+from pixelflip.explain.selection import (
+    IMAGE_SETS,
+    ExplainedSet,
+    choose_images,
+    explained_sets,
+    select_test_images,
+)
 from pixelflip.explain.spheres import GrowingSpheresCounterfactual
 from pixelflip.explain.targets import ANY_OTHER, STRATEGIES, resolve_targets
 
 __all__ = [
     "ANY_OTHER",
     "ATTRIBUTION_METHODS",
+    "COUNTERFACTUAL_METHODS",
+    "IMAGE_SETS",
     "STRATEGIES",
     "AttributionResult",
     "CounterfactualResult",
     "ElasticNetCounterfactual",
+    "ExplainedSet",
     "GradCAM",
     "GrowingSpheresCounterfactual",
     "Lime",
@@ -50,14 +61,18 @@ __all__ = [
     "SmoothGrad",
     "build_autoencoder",
     "build_result",
+    "choose_images",
     "counterfactual_metrics",
     "deletion_insertion_auc",
+    "explained_sets",
     "im1_scores",
     "logit_function",
     "make_attribution",
+    "make_counterfactual",
     "nearest_class_distance_ratio",
     "predict_probabilities",
     "resolve_targets",
+    "select_test_images",
     "summarize_counterfactuals",
     "summarize_deletion_insertion",
     "train_class_autoencoders",

@@ -24,8 +24,10 @@ import keras
 
 from pixelflip.explain.checks import check_integer
 from pixelflip.explain.result import predict_probabilities, validate_explain_inputs
+from pixelflip.io import atomic_path
 
 _SMALLEST_PROBABILITY = 1e-30
+_FIELDS = ("method", "maps", "targets", "seconds")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +74,24 @@ class AttributionResult:
 
     def __len__(self) -> int:
         return int(self.maps.shape[0])
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write every field to one compressed ``.npz`` file, atomically."""
+        with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+            np.savez_compressed(handle, method=np.array(self.method), maps=self.maps,
+                                targets=self.targets, seconds=self.seconds)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> AttributionResult:
+        """Read a result written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as stored:
+            missing = [name for name in _FIELDS if name not in stored.files]
+            if missing:
+                raise ValueError(
+                    f"{os.fspath(path)!r} lacks the fields {missing}; expected a file written by "
+                    "AttributionResult.save."
+                )
+            return cls(**{name: stored[name] for name in _FIELDS})
 
 
 def normalize_maps(maps: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ PNG atomically.
 - :mod:`~pixelflip.plots.common`: :func:`save_figure`, colours, :func:`perturbation_overlay`.
 - :mod:`~pixelflip.plots.counterfactuals`: counterfactual figures and explanation grids.
 - :mod:`~pixelflip.plots.attention`: attention maps over images and counterfactuals.
+- :mod:`~pixelflip.plots.explanations`: attribution maps of several methods and metric bars.
 - :mod:`~pixelflip.plots.training`: training history.
 - :mod:`~pixelflip.plots.comparison`: model comparison bars and the attention comparison table.
 """
@@ -37,6 +38,7 @@ from pixelflip.plots.counterfactuals import (
     plot_explanation_grid,
     plot_explanation_row,
 )
+from pixelflip.plots.explanations import plot_attribution_maps, plot_explanation_metrics
 from pixelflip.plots.training import plot_training_history
 
 __all__ = [
@@ -51,10 +53,12 @@ __all__ = [
     "attention_overlay",
     "perturbation_overlay",
     "plot_attention_maps",
+    "plot_attribution_maps",
     "plot_comparison_table",
     "plot_counterfactual",
     "plot_counterfactual_grid",
     "plot_explanation_grid",
+    "plot_explanation_metrics",
     "plot_explanation_row",
     "plot_model_comparison",
     "plot_training_history",

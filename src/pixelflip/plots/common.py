@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from pixelflip.io import atomic_path
@@ -81,3 +82,35 @@ def _draw_image(axis, image, title: str, *, label: str | None = None) -> None:
         axis.set_label(label)
     axis.set_xticks([])
     axis.set_yticks([])
+
+
+def _check_attribution_maps(name: str, maps, count: int) -> np.ndarray:
+    """``maps`` as float32 (count, h, w); (count, h, w, 1) is squeezed. Finite values only."""
+    maps = np.asarray(maps, dtype=np.float32)
+    if maps.ndim == 4 and maps.shape[-1] == 1:
+        maps = maps[..., 0]
+    if maps.ndim != 3 or len(maps) != count:
+        raise ValueError(
+            f"{name} has shape {maps.shape}; expected ({count}, h, w), one map per image."
+        )
+    if not np.all(np.isfinite(maps)):
+        raise ValueError(f"{name} contains NaN or infinite values; expected finite.")
+    return maps
+
+
+def _draw_attribution(
+    axis, image: np.ndarray, attribution_map: np.ndarray, *, title: str, label: str
+) -> None:
+    """``image`` in grey with the (h, w) ``attribution_map`` in "jet" over it, half transparent.
+
+    The map runs from min(0, its minimum) to its maximum and may have any resolution.
+    """
+    _draw_image(axis, image.mean(axis=-1, keepdims=True), title, label=label)
+    height, width = image.shape[:2]
+    low, high = min(0.0, float(attribution_map.min())), float(attribution_map.max())
+    # The extent stretches a coarse map (a late feature map's resolution) over the whole image.
+    axis.imshow(
+        attribution_map, cmap=ATTRIBUTION_COLORMAP, alpha=0.45, interpolation="bilinear",
+        norm=Normalize(vmin=low, vmax=high if high > low else low + 1.0),
+        extent=(-0.5, width - 0.5, height - 0.5, -0.5),
+    )

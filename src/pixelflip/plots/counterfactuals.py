@@ -14,11 +14,12 @@ from matplotlib.figure import Figure
 
 from pixelflip.checks import check_integer
 from pixelflip.plots.common import (
-    ATTRIBUTION_COLORMAP,
     FAILURE_COLOR,
     PERTURBATION_COLORMAP,
     SUCCESS_COLOR,
+    _check_attribution_maps,
     _check_image,
+    _draw_attribution,
     _draw_image,
     _new_figure,
     perturbation_overlay,
@@ -198,16 +199,8 @@ def _color_by_success(axis, result, row: int) -> None:
 def _explanation_figure(result, attribution_maps, class_names, rows, title) -> Figure:
     rows = list(rows)
     if attribution_maps is not None:
-        attribution_maps = np.asarray(attribution_maps, dtype=np.float32)
-        if attribution_maps.ndim == 4 and attribution_maps.shape[-1] == 1:
-            attribution_maps = attribution_maps[..., 0]
-        if attribution_maps.ndim != 3 or len(attribution_maps) != len(result):
-            raise ValueError(
-                f"attribution_maps has shape {attribution_maps.shape}; expected "
-                f"({len(result)}, h, w), one map per image of the result, or None."
-            )
-        if not np.all(np.isfinite(attribution_maps)):
-            raise ValueError("attribution_maps contains NaN or infinite values; expected finite.")
+        attribution_maps = _check_attribution_maps("attribution_maps", attribution_maps,
+                                                   len(result))
     columns = 3 if attribution_maps is None else 4
     figure = _new_figure(figsize=(2.7 * columns, 2.9 * len(rows) + 0.4))
     axes = np.asarray(figure.subplots(len(rows), columns)).reshape(len(rows), columns)
@@ -217,7 +210,8 @@ def _explanation_figure(result, attribution_maps, class_names, rows, title) -> F
         panels = iter(axes_row)
         _draw_image(next(panels), original, original_title, label="original")
         if attribution_maps is not None:
-            _draw_attribution(next(panels), original, attribution_maps[row])
+            _draw_attribution(next(panels), original, attribution_maps[row], title="Grad-CAM",
+                              label="attribution")
         counterfactual_axis = next(panels)
         _draw_image(counterfactual_axis, result.counterfactuals[row], counterfactual_title,
                     label="counterfactual")
@@ -226,18 +220,6 @@ def _explanation_figure(result, attribution_maps, class_names, rows, title) -> F
                     "overlay (red brighter, blue darker)", label="overlay")
     figure.suptitle(title or f"{result.method} counterfactuals")
     return figure
-
-
-def _draw_attribution(axis, image: np.ndarray, attribution_map: np.ndarray) -> None:
-    _draw_image(axis, image.mean(axis=-1, keepdims=True), "Grad-CAM", label="attribution")
-    height, width = image.shape[:2]
-    low, high = min(0.0, float(attribution_map.min())), float(attribution_map.max())
-    # The extent stretches a coarse map (a late feature map's resolution) over the whole image.
-    axis.imshow(
-        attribution_map, cmap=ATTRIBUTION_COLORMAP, alpha=0.45, interpolation="bilinear",
-        norm=Normalize(vmin=low, vmax=high if high > low else low + 1.0),
-        extent=(-0.5, width - 0.5, height - 0.5, -0.5),
-    )
 
 
 def _draw_triplet(figure, axes, original, counterfactual, perturbation, *, original_title,

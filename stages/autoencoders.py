@@ -1,0 +1,30 @@
+"""DVC stage `autoencoders`: one small autoencoder per class, trained on that class's training
+images; `evaluate` scores how plausible each counterfactual is with them (IM1)."""
+
+from pixelflip import layout
+from pixelflip.io import atomic_path
+from pixelflip.stage import run_stage
+
+
+def main(params):
+    from pixelflip.data.loaders import load_classes, load_split
+    from pixelflip.explain import train_class_autoencoders
+
+    options = params.autoencoders
+    classes = load_classes(layout.PREPARED_DIR)
+    train_images, train_labels = load_split(layout.PREPARED_DIR, "train")
+    print(f"[autoencoders] training {len(classes)} autoencoders, {options.epochs} epochs each, "
+          f"on at most {options.max_images_per_class or 'all'} images per class", flush=True)
+    autoencoders = train_class_autoencoders(
+        train_images, train_labels, epochs=options.epochs, batch_size=options.batch_size,
+        learning_rate=options.learning_rate, max_images_per_class=options.max_images_per_class,
+        random_state=params.seed)
+    with atomic_path(layout.AUTOENCODERS_DIR) as out_dir:
+        out_dir.mkdir(parents=True)
+        for class_index, autoencoder in autoencoders.items():
+            autoencoder.save(out_dir / layout.autoencoder_path(class_index).name)
+            print(f"[autoencoders] {classes[class_index]}: saved", flush=True)
+
+
+if __name__ == "__main__":
+    run_stage("autoencoders", main, sections=("autoencoders",))
