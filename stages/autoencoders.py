@@ -7,8 +7,14 @@ from pixelflip.stage import run_stage
 
 
 def main(params):
+    import tensorflow as tf
+
     from pixelflip.data.loaders import load_classes, load_split
     from pixelflip.explain import train_class_autoencoders
+
+    # Each class's model is new, so Keras traces its train step anew and TensorFlow warns about
+    # "retracing" once per class; that is expected here, not a mistake to chase.
+    tf.get_logger().setLevel("ERROR")
 
     options = params.autoencoders
     classes = load_classes(layout.PREPARED_DIR)

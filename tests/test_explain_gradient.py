@@ -156,6 +156,64 @@ def test_batched_search_matches_one_image_at_a_time(explain_model, explain_image
     assert np.sum(batched.iterations == single.iterations) >= 4
 
 
+def test_images_stop_early_at_different_iterations_and_match_one_at_a_time(
+    explain_model, explain_images
+):
+    # A short patience stops images at different iterations, so the working set is compacted
+    # (and, for a single image, emptied) before the round ends.
+    images = explain_images[:8]
+    targets = np.full(len(images), ANY_OTHER)
+    engine = ElasticNetCounterfactual(
+        max_iterations=60, early_stopping_patience=3, binary_search_steps=2, batch_size=8
+    )
+    batched = engine.explain(explain_model, images, targets)
+    single = CounterfactualResult.concatenate(
+        [engine.explain(explain_model, images[i : i + 1], targets[i : i + 1]) for i in range(8)]
+    )
+    assert len(set(batched.iterations.tolist())) > 1
+    assert np.all(batched.iterations < 2 * 60)
+    gaps = np.abs(batched.counterfactuals - single.counterfactuals).reshape(8, -1).max(axis=1)
+    assert np.sum(gaps < 1e-4) >= 7
+    np.testing.assert_array_equal(batched.success, single.success)
+
+
+def test_a_single_iteration_books_its_proposal(explain_model, explain_images):
+    # The only point a one-iteration round computes a gradient at is the original image, which
+    # is never valid; a counterfactual can only come from the proposal checked as the round ends.
+    images = explain_images[:8]
+    engine = ElasticNetCounterfactual(
+        max_iterations=1, learning_rate=5.0, l1_weight=0.0, initial_prediction_weight=10.0,
+        binary_search_steps=1,
+    )
+    result = engine.explain(explain_model, images, np.full(len(images), ANY_OTHER))
+    assert np.all(result.iterations == 1)
+    assert result.success.mean() >= 0.5
+
+
+def test_proposal_checks_find_counterfactuals_at_least_as_close_per_round(
+    explain_model, explain_images
+):
+    # One round with a fixed c: checking every proposal books a superset of the points the
+    # default books along the same path, so its best distance can only be smaller or equal.
+    images = explain_images[:12]
+    targets = np.full(len(images), ANY_OTHER)
+    settings = {"binary_search_steps": 1, "initial_prediction_weight": 5.0, "batch_size": 12}
+    default = ElasticNetCounterfactual(**settings).explain(explain_model, images, targets)
+    checking_engine = ElasticNetCounterfactual(proposal_check_interval=1, **settings)
+    assert repr(checking_engine).endswith("proposal_check_interval=1)")
+    checked = checking_engine.explain(explain_model, images, targets)
+    both = default.success & checked.success
+    assert both.mean() >= 0.9
+    np.testing.assert_array_equal(default.iterations, checked.iterations)
+
+    def distances(result):
+        changes = result.perturbations[both].reshape(int(both.sum()), -1).astype(np.float64)
+        return 0.5 * np.abs(changes).sum(axis=1) + np.square(changes).sum(axis=1)
+
+    assert np.all(distances(checked) <= distances(default) + 1e-5)
+    assert np.all(checked.perturbations[:, :BORDER] == 0.0)
+
+
 def test_model_without_logits_layer_falls_back_to_log_probabilities(
     explain_model, explain_images
 ):
@@ -189,6 +247,7 @@ def test_failed_search_returns_the_original(explain_model, explain_images):
         {"clip_min": 1.0, "clip_max": 0.0},
         {"early_stopping_patience": 0},
         {"batch_size": True},
+        {"proposal_check_interval": 0},
     ],
 )
 def test_bad_settings_raise_value_error(keywords):

@@ -12,15 +12,15 @@ applied by its proximal operator (soft-thresholding towards x0, then projection 
 range), so a pixel whose gradient is too weak to pay for its L1 cost is set back to *exactly*
 its original value. The trade-off c is found per image by a binary search, and the answer is
 the valid counterfactual with the smallest elastic-net distance
-``l1_weight * L1 + L2^2`` seen in any iteration of any round.
+``l1_weight * L1 + L2^2`` among the points evaluated in any iteration of any round.
 
-The whole batch is one optimisation: per-image constants, masks and best-so-far tensors, and an
-inner loop compiled with ``tf.function``.
+The whole batch is one optimisation: per-image constants, masks and best-so-far tensors, and
+each round one compiled ``tf.while_loop`` (:mod:`pixelflip.explain.gradient_round`) whose
+iteration costs one forward and one backward pass of the model.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 
 import numpy as np
@@ -31,12 +31,10 @@ import keras
 import tensorflow as tf
 
 from pixelflip.explain.checks import check_integer, check_non_negative
+from pixelflip.explain.gradient_round import build_search_round
 from pixelflip.explain.method import CounterfactualMethod
 
 _SMALLEST_PROBABILITY = 1e-30
-# An image stops its round early when its objective has not improved by this relative amount
-# for ``early_stopping_patience`` consecutive iterations.
-_RELATIVE_IMPROVEMENT = 1e-4
 
 
 def logit_function(model):
@@ -92,6 +90,12 @@ class ElasticNetCounterfactual(CounterfactualMethod):
     random_state : int or None, default 0
         Accepted for the interface shared by all methods. This search starts from the original
         images and makes no random choices, so its output depends only on its inputs.
+    proposal_check_interval : int or None, default None
+        Keyword-only. Each iteration books the point whose gradient it computes (the FISTA
+        extrapolation point) and each image's last proposal of a round; an int k also checks
+        the proposals of every k-th iteration, which can find slightly sparser counterfactuals
+        (about 4 % smaller median L1 with k=1 on MNIST) for one more forward pass of the batch
+        every k iterations (+15 to 30 % per iteration with k=1).
 
     ``explain`` (see :meth:`CounterfactualMethod.explain`) takes a ``keras.Model``; the
     ``iterations`` of its result count the FISTA steps spent on each image.
@@ -100,7 +104,7 @@ class ElasticNetCounterfactual(CounterfactualMethod):
     name = "elastic_net"
     repr_settings = (
         "max_iterations", "learning_rate", "l1_weight", "l2_weight", "initial_prediction_weight",
-        "binary_search_steps", "confidence", "batch_size",
+        "binary_search_steps", "confidence", "batch_size", "proposal_check_interval",
     )
 
     def __init__(
@@ -118,6 +122,7 @@ class ElasticNetCounterfactual(CounterfactualMethod):
         batch_size: int = 128,
         early_stopping_patience: int | None = 20,
         random_state: int | None = 0,
+        proposal_check_interval: int | None = None,
     ) -> None:
         super().__init__(
             confidence=confidence, clip_min=clip_min, clip_max=clip_max, batch_size=batch_size,
@@ -125,8 +130,12 @@ class ElasticNetCounterfactual(CounterfactualMethod):
         )
         check_integer("max_iterations", max_iterations, minimum=1)
         check_integer("binary_search_steps", binary_search_steps, minimum=1)
-        if early_stopping_patience is not None:
-            check_integer("early_stopping_patience", early_stopping_patience, minimum=1)
+        for key, value in (
+            ("early_stopping_patience", early_stopping_patience),
+            ("proposal_check_interval", proposal_check_interval),
+        ):
+            if value is not None:
+                check_integer(key, value, minimum=1)
         for key, value, allow_zero in (
             ("learning_rate", learning_rate, False),
             ("initial_prediction_weight", initial_prediction_weight, False),
@@ -141,6 +150,7 @@ class ElasticNetCounterfactual(CounterfactualMethod):
         self.initial_prediction_weight = float(initial_prediction_weight)
         self.binary_search_steps = int(binary_search_steps)
         self.early_stopping_patience = early_stopping_patience
+        self.proposal_check_interval = proposal_check_interval
         # The compiled search round of the last model and image shape, so that calling explain
         # again (once per stage batch) does not retrace. Only one is kept: the compiled function
         # holds its model, and a stage explaining several models should not keep them all alive.
@@ -205,126 +215,17 @@ class ElasticNetCounterfactual(CounterfactualMethod):
 
     def _compile_search_round(self, model, image_shape, num_classes):
         """Build the ``tf.function`` that runs one binary-search round over a batch."""
-        logits_of = logit_function(model)
-        max_iterations = self.max_iterations
-        learning_rate = self.learning_rate
-        l1_weight = self.l1_weight
-        l2_weight = self.l2_weight
-        kappa = self.confidence
-        clip_min, clip_max = self.clip_min, self.clip_max
-        patience = self.early_stopping_patience or max_iterations + 1
-        pixel_axes = [1, 2, 3]
-
-        images_spec = tf.TensorSpec([None, *image_shape], tf.float32)
-        vector_spec = tf.TensorSpec([None], tf.float32)
-        classes_spec = tf.TensorSpec([None], tf.int32)
-
-        @tf.function(
-            input_signature=[
-                images_spec, classes_spec, classes_spec, vector_spec, vector_spec, images_spec,
-                tf.TensorSpec([None], tf.bool),
-            ],
-            reduce_retracing=True,
+        return build_search_round(
+            logit_function(model),
+            image_shape=image_shape,
+            num_classes=num_classes,
+            max_iterations=self.max_iterations,
+            learning_rate=self.learning_rate,
+            l1_weight=self.l1_weight,
+            l2_weight=self.l2_weight,
+            confidence=self.confidence,
+            clip_min=self.clip_min,
+            clip_max=self.clip_max,
+            patience=self.early_stopping_patience or self.max_iterations + 1,
+            proposal_check_interval=self.proposal_check_interval,
         )
-        def search_round(
-            originals, targets, original_predictions, constants, best_distances,
-            best_counterfactuals, active,
-        ):
-            targeted = targets >= 0
-            # The class whose logit must win (targeted) or lose (target -1) by kappa.
-            key_classes = tf.where(targeted, targets, original_predictions)
-            key_masks = tf.cast(tf.one_hot(key_classes, num_classes), tf.bool)
-            directions = tf.where(targeted, 1.0, -1.0)
-
-            def body(step, current, slack, stall, best_objective, iterations, best_distances,
-                     best_counterfactuals, found, active):
-                # Work only on the images still searching: the batch shrinks as images stop,
-                # so the round costs what its active images need, not what the slowest one does.
-                rows = tf.where(active)
-                take = functools.partial(tf.gather_nd, indices=rows)
-                x0, x, y = take(originals), take(current), take(slack)
-                key_mask, direction, constant = take(key_masks), take(directions), take(constants)
-
-                def margins(logits):
-                    key_logit = tf.reduce_sum(tf.where(key_mask, logits, 0.0), axis=1)
-                    best_other = tf.reduce_max(
-                        tf.where(key_mask, tf.constant(-np.inf, tf.float32), logits), axis=1
-                    )
-                    return direction * (key_logit - best_other)
-
-                fraction = tf.cast(step, tf.float32) / max_iterations
-                step_size = learning_rate * tf.sqrt(1.0 - fraction)
-                with tf.GradientTape() as tape:
-                    tape.watch(y)
-                    hinge = tf.nn.relu(kappa - margins(logits_of(y)))
-                    squared = tf.reduce_sum(tf.square(y - x0), axis=pixel_axes)
-                    smooth_loss = tf.reduce_sum(constant * hinge + l2_weight * squared)
-                gradient = tape.gradient(smooth_loss, y)
-
-                # Proximal step of l1_weight * ||x - x0||_1 plus the box constraint: shrink the
-                # change towards zero, snap small changes to exactly x0, then clip.
-                change = y - step_size * gradient - x0
-                threshold = step_size * l1_weight
-                shrunk = x0 + tf.sign(change) * tf.nn.relu(tf.abs(change) - threshold)
-                proposal = tf.where(
-                    tf.abs(change) <= threshold, x0, tf.clip_by_value(shrunk, clip_min, clip_max)
-                )
-                momentum = tf.cast(step, tf.float32) / tf.cast(step + 3, tf.float32)
-                next_slack = tf.clip_by_value(
-                    proposal + momentum * (proposal - x), clip_min, clip_max
-                )
-
-                delta = proposal - x0
-                l1_distance = tf.reduce_sum(tf.abs(delta), axis=pixel_axes)
-                l2_squared = tf.reduce_sum(tf.square(delta), axis=pixel_axes)
-                margin = margins(logits_of(proposal))
-                valid = (margin >= kappa) & (margin > 0.0)
-                distance = l1_weight * l1_distance + l2_squared
-                improved = valid & (distance < take(best_distances))
-                objective = (
-                    constant * tf.nn.relu(kappa - margin)
-                    + l2_weight * l2_squared
-                    + l1_weight * l1_distance
-                )
-                previous_best = take(best_objective)
-                progressed = objective < previous_best * (1.0 - _RELATIVE_IMPROVEMENT)
-                still_stalled = tf.where(progressed, 0, take(stall) + 1)
-
-                put = functools.partial(tf.tensor_scatter_nd_update, indices=rows)
-                return (
-                    step + 1,
-                    put(current, updates=proposal),
-                    put(slack, updates=next_slack),
-                    put(stall, updates=still_stalled),
-                    put(best_objective, updates=tf.minimum(objective, previous_best)),
-                    put(iterations, updates=take(iterations) + 1),
-                    put(best_distances,
-                        updates=tf.where(improved, distance, take(best_distances))),
-                    put(best_counterfactuals, updates=tf.where(
-                        tf.reshape(improved, [-1, 1, 1, 1]), proposal, take(best_counterfactuals)
-                    )),
-                    put(found, updates=take(found) | valid),
-                    put(active, updates=still_stalled < patience),
-                )
-
-            def condition(step, *state):
-                return (step < max_iterations) & tf.reduce_any(state[-1])
-
-            count = tf.shape(originals)[0]
-            initial = (
-                tf.constant(0),
-                originals,
-                originals,
-                tf.zeros([count], tf.int32),
-                tf.fill([count], tf.constant(np.inf, tf.float32)),
-                tf.zeros([count], tf.int64),
-                best_distances,
-                best_counterfactuals,
-                tf.zeros([count], tf.bool),
-                active,
-            )
-            final = tf.while_loop(condition, body, initial)
-            return final[6], final[7], final[8], final[5]
-
-        return search_round
-
