@@ -21,7 +21,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 repro: setup
 	$(BIN)/dvc repro
-	$(BIN)/dvc metrics show
+	$(BIN)/dvc metrics show metrics/comparison.json
 
 # Kaggle cats vs dogs (needs Kaggle credentials), with settings for photos: 128x128 RGB, flips,
 # a deeper CNN. `make cats-vs-dogs DATA=path/to/PetImages` runs the same on a local folder or zip
@@ -42,7 +42,7 @@ CATS_VS_DOGS_SOURCE := $(if $(DATA),-S data.source=folder -S data.path=$(abspath
 
 cats-vs-dogs: setup
 	$(BIN)/dvc exp run $(CATS_VS_DOGS_SOURCE) $(CATS_VS_DOGS) $(ARGS)
-	$(BIN)/dvc metrics show
+	$(BIN)/dvc metrics show metrics/comparison.json
 
 test: setup
 	$(BIN)/python -m pytest
@@ -54,7 +54,7 @@ ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(PORT)
 
 bench: setup
-	$(BIN)/python benchmarks/counterfactuals.py --num-images 64 --max-iterations 100 --epochs 5
+	$(BIN)/python benchmarks/counterfactuals.py
 	$(BIN)/python benchmarks/validation.py --images 4000 --workers 2
 	$(BIN)/python benchmarks/input_pipeline.py --which digits
 	$(BIN)/python benchmarks/input_pipeline.py --which photos
