@@ -23,25 +23,15 @@ repro: setup
 	$(BIN)/dvc repro
 	$(BIN)/dvc metrics show metrics/comparison.json
 
-# Kaggle cats vs dogs (needs Kaggle credentials), with settings for photos: 128x128 RGB, flips,
-# a deeper CNN. `make cats-vs-dogs DATA=path/to/PetImages` runs the same on a local folder or zip
-# of class folders instead, offline. Runs as a DVC experiment in the workspace (`dvc exp show`).
-CATS_VS_DOGS := -S data.image_size=128 -S data.color_mode=rgb -S validate.min_side=32 \
-	-S 'train.conv_filters=[32,64,128,128]' -S train.dense_units=128 -S train.dropout_rate=0.4 \
-	-S train.epochs=20 -S train.batch_size=32 -S train.early_stopping_patience=4 \
-	-S train.augment.horizontal_flip=true -S train.augment.rotation=0.05 \
-	-S train.augment.translation=0.1 -S attention.epochs=5 -S attention.batch_size=32 \
-	-S counterfactuals.num_images=16 -S counterfactuals.misclassified=16 \
-	-S counterfactuals.batch_size=16 -S counterfactuals.figure_images=6 \
-	-S counterfactuals.elastic_net.binary_search_steps=3 \
-	-S counterfactuals.elastic_net.initial_prediction_weight=10 \
-	-S counterfactuals.elastic_net.l1_weight=0.05 -S attributions.batch_size=16 \
-	-S autoencoders.max_images_per_class=300
+# Kaggle cats vs dogs (needs Kaggle credentials) with the photo settings of
+# profiles/cats-vs-dogs.yaml: 128x128 RGB, flips, a deeper CNN. `make cats-vs-dogs DATA=path/to/PetImages`
+# runs the same on a local folder or zip of class folders instead, offline. Runs as a DVC
+# experiment in the workspace (`dvc exp show`); ARGS go to `dvc exp run`.
 DATA ?=
-CATS_VS_DOGS_SOURCE := $(if $(DATA),-S data.source=folder -S data.path=$(abspath $(DATA)),-S data.source=kaggle)
+CATS_VS_DOGS_SOURCE := $(if $(DATA),-S data.source=folder -S data.path=$(abspath $(DATA)),)
 
 cats-vs-dogs: setup
-	$(BIN)/dvc exp run $(CATS_VS_DOGS_SOURCE) $(CATS_VS_DOGS) $(ARGS)
+	$(BIN)/python -m pixelflip.config.profiles cats-vs-dogs $(CATS_VS_DOGS_SOURCE) --run $(ARGS)
 	$(BIN)/dvc metrics show metrics/comparison.json
 
 test: setup

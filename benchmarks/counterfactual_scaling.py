@@ -44,13 +44,12 @@ import numpy as np
 import tensorflow as tf
 from counterfactuals import CHANGE_TOLERANCE, TRAIN_IMAGES, build_model, load_digits
 
-from pixelflip.explain import (
-    ANY_OTHER,
-    ElasticNetCounterfactual,
+from pixelflip.counterfactuals.elastic_net import ElasticNetCounterfactual, logit_function
+from pixelflip.evaluation.counterfactual_metrics import (
     counterfactual_metrics,
     summarize_counterfactuals,
 )
-from pixelflip.explain.gradient import logit_function
+from pixelflip.explanation.targets import ANY_OTHER
 
 PHOTO_SHAPE = (128, 128, 3)
 PHOTO_TRAIN_IMAGES = 1024

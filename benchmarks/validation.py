@@ -32,7 +32,8 @@ import numpy as np
 import psutil
 
 from pixelflip.data.archive import read_class_members
-from pixelflip.data.prepare import prepare_dataset
+from pixelflip.data.prepare import SplitSettings, prepare_dataset
+from pixelflip.data.scan import InspectionSettings
 from pixelflip.data.sources import download_source
 
 _worker_zip: zipfile.ZipFile | None = None
@@ -91,8 +92,9 @@ def validation_rate(zip_path: Path, workers: int, image_size: int) -> tuple[floa
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
         result = prepare_dataset(
-            zip_path, Path(out) / "prepared", image_size=image_size, color_mode="rgb",
-            val_fraction=0.15, test_fraction=0.15, min_side=8, random_state=0,
+            zip_path, Path(out) / "prepared",
+            inspection=InspectionSettings(image_size=image_size, color_mode="rgb", min_side=8),
+            split=SplitSettings(val_fraction=0.15, test_fraction=0.15), random_state=0,
             workers=workers, progress=False,
         )
         seconds = time.perf_counter() - started
@@ -104,10 +106,12 @@ def peak_memory_mb(zip_path: Path, workers: int, image_size: int) -> float:
     """Peak summed RSS of a fresh process validating ``zip_path`` and its workers."""
     code = (
         "import sys; from pathlib import Path; import tempfile\n"
-        "from pixelflip.data.prepare import prepare_dataset\n"
+        "from pixelflip.data.prepare import SplitSettings, prepare_dataset\n"
+        "from pixelflip.data.scan import InspectionSettings\n"
         "with tempfile.TemporaryDirectory() as out:\n"
-        f"    prepare_dataset(Path(sys.argv[1]), Path(out) / 'p', image_size={image_size},"
-        " color_mode='rgb', val_fraction=0.15, test_fraction=0.15, min_side=8,"
+        "    prepare_dataset(Path(sys.argv[1]), Path(out) / 'p',"
+        f" inspection=InspectionSettings(image_size={image_size}, color_mode='rgb', min_side=8),"
+        " split=SplitSettings(val_fraction=0.15, test_fraction=0.15),"
         f" random_state=0, workers={workers}, progress=False)\n"
     )
     process = subprocess.Popen([sys.executable, "-c", code, str(zip_path)])

@@ -1,16 +1,16 @@
 """DVC stage `autoencoders`: one small autoencoder per class, trained on that class's training
 images; `evaluate` scores how plausible each counterfactual is with them (IM1)."""
 
-from pixelflip import layout
-from pixelflip.io import atomic_path
-from pixelflip.stage import run_stage
+from pixelflip.stage import layout
+from pixelflip.stage.files import atomic_path
+from pixelflip.stage.frame import run_stage
 
 
 def main(params):
     import tensorflow as tf
 
     from pixelflip.data.loaders import load_classes, load_split
-    from pixelflip.explain import train_class_autoencoders
+    from pixelflip.evaluation.autoencoders import save_class_autoencoders, train_class_autoencoders
 
     # Each class's model is new, so Keras traces its train step anew and TensorFlow warns about
     # "retracing" once per class; that is expected here, not a mistake to chase.
@@ -26,11 +26,9 @@ def main(params):
         learning_rate=options.learning_rate, max_images_per_class=options.max_images_per_class,
         random_state=params.seed)
     with atomic_path(layout.AUTOENCODERS_DIR) as out_dir:
-        out_dir.mkdir(parents=True)
-        for class_index, autoencoder in autoencoders.items():
-            autoencoder.save(out_dir / layout.autoencoder_path(class_index).name)
-            print(f"[autoencoders] {classes[class_index]}: saved", flush=True)
+        save_class_autoencoders(autoencoders, out_dir)
+    print(f"[autoencoders] saved one per class: {', '.join(classes)}", flush=True)
 
 
 if __name__ == "__main__":
-    run_stage("autoencoders", main, sections=("autoencoders",))
+    run_stage("autoencoders", main)

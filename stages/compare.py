@@ -1,13 +1,16 @@
 """DVC stage `compare`: the base CNN and every attention module in one table, best one marked."""
 
-from pixelflip import layout, registry, tracking
-from pixelflip.io import atomic_path, read_json, write_json
-from pixelflip.stage import run_stage
+from pixelflip.stage import layout
+from pixelflip.stage.files import atomic_path, read_json, write_json
+from pixelflip.stage.frame import run_stage
+from pixelflip.tracking.model_registry import update_best_alias
+from pixelflip.tracking.runs import data_sha256, log_artifacts, log_metrics, project_root
 
 
 def main(params):
-    from pixelflip.comparison import best_model, comparison_table
-    from pixelflip.plots import plot_comparison_table, save_figure
+    from pixelflip.evaluation.comparison import best_model, comparison_table
+    from pixelflip.plots.common import save_figure
+    from pixelflip.plots.comparison import plot_comparison_table
 
     names = layout.model_names(params.attention.modules)
     table = comparison_table({name: read_json(layout.metrics_path(name)) for name in names})
@@ -18,17 +21,16 @@ def main(params):
     save_figure(plot_comparison_table(table, best_by="val_accuracy"),
                 layout.COMPARISON_DIR / "models.png")
     summary = {"best_model": best, "models": table.set_index("model").to_dict(orient="index")}
-    write_json(layout.METRICS_DIR / "comparison.json", summary)
+    write_json(layout.COMPARISON_METRICS, summary)
     print(table.to_string(index=False, float_format=lambda value: f"{value:.4g}"), flush=True)
     print(f"[compare] best by validation accuracy: {best}", flush=True)
-    tracking.log_metrics(summary["models"])
-    tracking.log_artifacts(layout.COMPARISON_DIR, artifact_path="comparison")
-    version = registry.update_best_alias(params.tracking.registered_model, metric="val_accuracy",
-                                         alias="best",
-                                         data_sha256=tracking.data_sha256(tracking.project_root()))
+    log_metrics(summary["models"])
+    log_artifacts(layout.COMPARISON_DIR, artifact_path="comparison")
+    version = update_best_alias(params.tracking.registered_model, metric="val_accuracy",
+                                alias="best", data_sha256=data_sha256(project_root()))
     if version:
         print(f"[compare] MLflow registry alias 'best' -> version {version}", flush=True)
 
 
 if __name__ == "__main__":
-    run_stage("compare", main, sections=("attention",))
+    run_stage("compare", main)

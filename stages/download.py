@@ -3,8 +3,9 @@
 The `kaggle` source keeps the zip as downloaded and reuses it when it is already there intact.
 """
 
-from pixelflip import layout, tracking
-from pixelflip.stage import run_stage
+from pixelflip.stage import layout
+from pixelflip.stage.frame import run_stage
+from pixelflip.tracking.runs import log_artifacts, log_metrics
 
 
 def main(params):
@@ -16,9 +17,9 @@ def main(params):
     print(f"[download] {record['num_images']} images in {len(record['class_counts'])} classes "
           f"({record['num_files']} files) -> {layout.RAW_DIR / record['archive']} "
           f"(sha256 {record['sha256'][:12]})", flush=True)
-    tracking.log_metrics({"num_images": record["num_images"], "archive_bytes": record["bytes"]})
-    tracking.log_artifacts(layout.SOURCE_JSON)
+    log_metrics({"num_images": record["num_images"], "archive_bytes": record["bytes"]})
+    log_artifacts(layout.SOURCE_JSON)
 
 
 if __name__ == "__main__":
-    run_stage("download", main, sections=("data",))
+    run_stage("download", main)

@@ -1,24 +1,36 @@
 """DVC stage `validate`: inspect every archive member, clean, split and pack the images."""
 
-from pixelflip import layout, tracking
-from pixelflip.io import read_json, write_json
-from pixelflip.stage import StageError, run_stage
+from pixelflip.stage import layout
+from pixelflip.stage.files import read_json, write_json
+from pixelflip.stage.frame import StageError, run_stage
+from pixelflip.tracking.runs import log_artifacts, log_metrics
 
 
 def main(params):
+    from pixelflip.data.archive import ArchiveLimits
     from pixelflip.data.expectations import check_manifest
-    from pixelflip.data.prepare import prepare_dataset, read_manifest, summarize_manifest
+    from pixelflip.data.prepare import (
+        SplitSettings,
+        prepare_dataset,
+        read_manifest,
+        summarize_manifest,
+    )
+    from pixelflip.data.scan import InspectionSettings
+    from pixelflip.data.subset import MemberSelection
 
     data, validate = params.data, params.validate
     archive = layout.RAW_DIR / read_json(layout.SOURCE_JSON)["archive"]
     prepared = prepare_dataset(
         archive, layout.PREPARED_DIR,
-        image_size=data.image_size, color_mode=data.color_mode, classes=data.classes,
-        max_images_per_class=data.max_images_per_class,
-        val_fraction=validate.val_fraction, test_fraction=validate.test_fraction,
-        min_side=validate.min_side, max_pixels=validate.max_pixels,
-        max_compression_ratio=validate.max_compression_ratio,
-        max_uncompressed_bytes=validate.max_uncompressed_gb * 1e9,
+        inspection=InspectionSettings(image_size=data.image_size, color_mode=data.color_mode,
+                                      min_side=validate.min_side,
+                                      max_pixels=validate.max_pixels),
+        split=SplitSettings(val_fraction=validate.val_fraction,
+                            test_fraction=validate.test_fraction),
+        selection=MemberSelection(classes=data.classes,
+                                  max_images_per_class=data.max_images_per_class),
+        limits=ArchiveLimits(max_compression_ratio=validate.max_compression_ratio,
+                             max_uncompressed_bytes=validate.max_uncompressed_gb * 1e9),
         workers=validate.workers, random_state=params.seed,
     )
     manifest = read_manifest(layout.MANIFEST_CSV)
@@ -26,26 +38,18 @@ def main(params):
                             min_side=validate.min_side, max_pixels=validate.max_pixels,
                             max_class_ratio=validate.max_class_ratio)
     summary = summarize_manifest(manifest)
-    metrics = {
-        "classes": len(prepared.classes),
-        **summary,
-        "expectations": {"raw": report.raw.statistics,
-                         "clean": {"success": report.clean.success, **report.clean.statistics}},
-    }
-    write_json(layout.METRICS_DIR / "data.json", metrics)
-    tracking.log_metrics(metrics)
-    tracking.log_artifacts(layout.MANIFEST_CSV, artifact_path="data")
-    tracking.log_artifacts(layout.DATA_DOCS_DIR, artifact_path="data_docs")
+    metrics = {"classes": len(prepared.classes), **summary, "expectations": report.statistics}
+    write_json(layout.DATA_METRICS, metrics)
+    log_metrics(metrics)
+    log_artifacts(layout.MANIFEST_CSV, artifact_path="data")
+    log_artifacts(layout.DATA_DOCS_DIR, artifact_path="data_docs")
     print(f"[validate] {prepared.status_counts} -> splits {prepared.split_sizes}; "
           f"Data Docs: {report.docs_index}", flush=True)
     if not report.raw.success:
         print(f"[validate] the raw archive had defects, handled as the manifest says: "
               f"{summary['reason_counts']}", flush=True)
     if not report.success:
-        failed = [f"{item['expectation']}({item['column']})" for item in report.clean.failed]
-        raise StageError(f"the cleaned data breaks expectations {', '.join(failed)}; "
-                         f"open {report.docs_index} for the failing rows")
-
+        raise StageError(report.failure_message())
 
 if __name__ == "__main__":
-    run_stage("validate", main, sections=("data", "validate"))
+    run_stage("validate", main)

@@ -4,7 +4,7 @@ Kaggle credentials and never reach the internet."""
 from __future__ import annotations
 
 import pytest
-from kaggle_server import TEST_KEY, TEST_USERNAME, KaggleTestServer
+from support.kaggle_server import TEST_KEY, TEST_USERNAME, KaggleTestServer
 
 _KAGGLE_ENV_VARS = (
     "KAGGLE_USERNAME",

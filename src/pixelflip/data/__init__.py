@@ -1,7 +1,7 @@
 """From a source of class-folder images to cleaned split arrays a model trains from.
 
 Modules: ``sources`` and ``kaggle`` (download stage), ``archive`` (raw zip format and its
-safety checks), ``selection`` (which members are used), ``headers`` (format, size and
+safety checks), ``subset`` (which members are used), ``headers`` (format, size and
 orientation from an image's header), ``inspect`` (per-file status), ``scan`` (parallel
 inspection), ``prepare`` (validate stage: clean, resize, split), ``suites`` (what the Great
 Expectations suites expect), ``expectations`` (running the suites, Data Docs), ``loaders``
@@ -23,9 +23,11 @@ _EXPORTS = {
     "SOURCES": "sources",
     "ArchiveMember": "archive",
     "read_class_members": "archive",
+    "ArchiveLimits": "archive",
     "inspect_image_bytes": "inspect",
     "STATUSES": "inspect",
     "PreparedDataset": "prepare",
+    "SplitSettings": "prepare",
     "prepare_dataset": "prepare",
     "read_manifest": "prepare",
     "summarize_manifest": "prepare",
@@ -35,7 +37,9 @@ _EXPORTS = {
     "DataReport": "expectations",
     "UnsafeArchiveError": "archive",
     "scan_members": "scan",
-    "select_members": "selection",
+    "InspectionSettings": "scan",
+    "select_members": "subset",
+    "MemberSelection": "subset",
     "build_augmenter": "augment",
     "augment_dataset": "augment",
     "check_manifest": "expectations",

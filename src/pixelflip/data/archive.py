@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator
 
+from pixelflip.config.checks import check_non_negative
+
 # Extensions validation tries to decode; every other file is recorded as skipped.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -33,6 +35,28 @@ _RATIO_CHECK_MIN_BYTES = 1 << 20
 
 class UnsafeArchiveError(ValueError):
     """An archive refused as a whole: path traversal or zip-bomb sizes."""
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """Sizes beyond which an archive is refused as a zip bomb (``UnsafeArchiveError``).
+
+    Attributes:
+        max_compression_ratio: refuse the archive if a member over 1 MiB unpacked is
+            compressed more than this (uncompressed / compressed bytes); finite and > 0.
+        max_uncompressed_bytes: refuse the archive if its members unpack to more than this
+            many bytes; finite and > 0.
+
+    Raises:
+        ValueError: a limit that is not a finite number > 0 (NaN or infinity included).
+    """
+
+    max_compression_ratio: float = DEFAULT_MAX_COMPRESSION_RATIO
+    max_uncompressed_bytes: float = DEFAULT_MAX_UNCOMPRESSED_BYTES
+
+    def __post_init__(self) -> None:
+        for field in ("max_compression_ratio", "max_uncompressed_bytes"):
+            check_non_negative(field, getattr(self, field), allow_zero=False)
 
 
 @dataclass(frozen=True)
@@ -73,18 +97,13 @@ def class_of(member_name: str) -> str:
 
 
 def read_class_members(
-    zip_path: str | os.PathLike,
-    *,
-    max_compression_ratio: float = DEFAULT_MAX_COMPRESSION_RATIO,
-    max_uncompressed_bytes: float = DEFAULT_MAX_UNCOMPRESSED_BYTES,
+    zip_path: str | os.PathLike, *, limits: ArchiveLimits = ArchiveLimits()
 ) -> list[ArchiveMember]:
     """List the files of a class-folder zip, sorted by member name, after checking it is safe.
 
     Args:
         zip_path: path to the zip.
-        max_compression_ratio: refuse the archive if a member over 1 MiB unpacked is
-            compressed more than this (uncompressed / compressed bytes).
-        max_uncompressed_bytes: refuse the archive if its members unpack to more than this.
+        limits: the zip-bomb limits (compression ratio of a member, total unpacked bytes).
 
     Returns:
         One ``ArchiveMember`` per file (directories and ``__MACOSX`` metadata left out), sorted
@@ -103,12 +122,7 @@ def read_class_members(
         raise ValueError(f"Archive {zip_path} is not a zip file; expected a .zip of class folders.")
     with zipfile.ZipFile(zip_path) as archive:
         infos = archive.infolist()
-    check_archive_safety(
-        zip_path,
-        infos,
-        max_compression_ratio=max_compression_ratio,
-        max_uncompressed_bytes=max_uncompressed_bytes,
-    )
+    check_archive_safety(zip_path, infos, limits=limits)
     members = [
         ArchiveMember(path=info.filename, label=class_of(info.filename), size=info.file_size)
         for info in infos
@@ -118,11 +132,7 @@ def read_class_members(
 
 
 def check_archive_safety(
-    zip_path: str | os.PathLike,
-    infos: Iterable[zipfile.ZipInfo],
-    *,
-    max_compression_ratio: float,
-    max_uncompressed_bytes: float,
+    zip_path: str | os.PathLike, infos: Iterable[zipfile.ZipInfo], *, limits: ArchiveLimits
 ) -> None:
     """Raise ``UnsafeArchiveError`` for path traversal or zip-bomb sizes; see read_class_members.
 
@@ -130,6 +140,8 @@ def check_archive_safety(
     declares (and fails its CRC check if the data disagrees), so the declared sizes bound what
     reading the archive can cost.
     """
+    max_compression_ratio = limits.max_compression_ratio
+    max_uncompressed_bytes = limits.max_uncompressed_bytes
     total = 0
     for info in infos:
         name = info.filename

@@ -3,7 +3,7 @@
 Augmentation runs on the training split only, inside the input pipeline rather than the model,
 so saved models carry no training-only layers and explanations see exactly the model that
 classifies. Layers are seeded, so two runs with the same seed see the same augmented batches;
-during training :class:`pixelflip.models.resume.EpochSeeding` re-seeds them every epoch so that
+during training :class:`pixelflip.training.resume.EpochSeeding` re-seeds them every epoch so that
 the draws of an epoch depend only on ``(seed, epoch)``.
 """
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pixelflip.checks import check_integer
+from pixelflip.config.checks import check_integer
 from pixelflip.data.suites import (
     class_balance_expectations,
     class_table,
@@ -31,7 +31,7 @@ from pixelflip.data.suites import (
     raw_expectations,
     used_images_table,
 )
-from pixelflip.io import atomic_path
+from pixelflip.stage.files import atomic_path
 
 RAW_SUITE = "raw_manifest"
 CLEAN_SUITE = "clean_data"
@@ -88,6 +88,19 @@ class DataReport:
     def success(self) -> bool:
         """Whether the cleaned data passed; the raw side never decides."""
         return self.clean.success
+
+    @property
+    def statistics(self) -> dict:
+        """Both sides' counts, for ``metrics/data.json``: ``{"raw": ..., "clean": {"success",
+        "evaluated", "successful", "unsuccessful"}}``."""
+        return {"raw": self.raw.statistics,
+                "clean": {"success": self.clean.success, **self.clean.statistics}}
+
+    def failure_message(self) -> str:
+        """One sentence naming the clean expectations that failed and where to see the rows."""
+        failed = [f"{item['expectation']}({item['column']})" for item in self.clean.failed]
+        return (f"the cleaned data breaks expectations {', '.join(failed)}; open "
+                f"{self.docs_index} for the failing rows")
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ import warnings
 import cv2
 import numpy as np
 
-from pixelflip.checks import check_integer
+from pixelflip.config.checks import check_integer
 from pixelflip.data.archive import file_extension, is_image_name
 from pixelflip.data.headers import open_with_pillow, read_header, sniff_format
 

@@ -3,7 +3,7 @@
 The zip is never unpacked or re-packed (the ``validate`` stage reads straight from it). It is
 downloaded to ``<name>.zip.partial`` beside its final place, checked to be a readable zip, and only
 then renamed to ``<name>.zip``, so an interrupted download never leaves a zip that a later stage
-would trust. The partial file keeps a stable name (not ``pixelflip.io.atomic_path``'s random one)
+would trust. The partial file keeps a stable name (not ``pixelflip.stage.files.atomic_path``'s random one)
 because the client resumes it on the next run with an HTTP range request when the server allows
 it, which matters for an 800 MB download; otherwise it starts over.
 

@@ -3,7 +3,7 @@
 Images stay on disk as uint8; batches are gathered from the memory map and scaled to float32
 [0, 1] on the fly, so a split larger than memory trains without being loaded as one tensor. The
 shuffled order of each pass is a function of the seed and the epoch (read from an
-:class:`~pixelflip.data.epoch.EpochClock`), so a resumed training run sees the same batches as
+:class:`~pixelflip.training.epochs.EpochClock`), so a resumed training run sees the same batches as
 an uninterrupted one. ``benchmarks/input_pipeline.py`` measures what this pipeline costs in
 training throughput against the same model fed from memory.
 """
@@ -15,15 +15,18 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import tensorflow as tf
 
-from pixelflip.checks import check_integer
-from pixelflip.data.epoch import EpochClock
+from pixelflip.config.checks import check_integer
 from pixelflip.data.prepare import SPLITS
+
+if TYPE_CHECKING:  # only for annotations: the loaders read any object's ``epoch``
+    from pixelflip.training.epochs import EpochClock
 
 
 def load_classes(prepared_dir: str | os.PathLike) -> list[str]:

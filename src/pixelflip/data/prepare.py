@@ -11,6 +11,10 @@ map count towards the process's memory until the kernel evicts them, so 25,000 p
 look like 1.2 GB of RSS. Which folders are classes (``classes``) and the per-class
 subset (``max_images_per_class``) are decided here, not at download, so a downloaded archive is
 kept exactly as it came.
+
+The settings come grouped as value objects, each checking its fields when built:
+``InspectionSettings`` (how images are judged and stored), ``SplitSettings`` (this module),
+``MemberSelection`` (which members are used) and ``ArchiveLimits`` (zip-bomb limits).
 """
 
 from __future__ import annotations
@@ -27,21 +31,11 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from pixelflip.checks import check_integer
-from pixelflip.data.archive import (
-    DEFAULT_MAX_COMPRESSION_RATIO,
-    DEFAULT_MAX_UNCOMPRESSED_BYTES,
-    ArchiveMember,
-    read_class_members,
-)
-from pixelflip.data.inspect import (
-    COLOR_MODES,
-    STATUSES,
-    USED_STATUSES,
-)
+from pixelflip.data.archive import ArchiveLimits, ArchiveMember, read_class_members
+from pixelflip.data.inspect import STATUSES, USED_STATUSES
 from pixelflip.data.scan import InspectionSettings, scan_members
-from pixelflip.data.selection import select_members
-from pixelflip.io import atomic_path
+from pixelflip.data.subset import MemberSelection, select_members
+from pixelflip.stage.files import atomic_path
 
 SPLITS = ("train", "val", "test")
 MANIFEST_COLUMNS = (
@@ -50,7 +44,35 @@ MANIFEST_COLUMNS = (
 )  # fmt: skip
 _STRING_COLUMNS = ("path", "label", "sha256", "format", "status", "reason", "split")
 _INTEGER_COLUMNS = ("bytes", "width", "height", "channels")
-DEFAULT_MAX_PIXELS = 40_000_000
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    """How the usable images are divided into the train, val and test splits.
+
+    Attributes:
+        val_fraction: fraction of the usable images for validation, in (0, 1).
+        test_fraction: fraction of the usable images for test, in (0, 1); with
+            ``val_fraction`` below 1 in total, so that images are left for training.
+
+    Raises:
+        ValueError: a fraction outside (0, 1) (NaN and infinity included), or fractions that
+            leave no training images.
+    """
+
+    val_fraction: float
+    test_fraction: float
+
+    def __post_init__(self) -> None:
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0.0 < value < 1.0):
+                raise ValueError(f"{name} must be between 0 and 1 (exclusive), got {value!r}.")
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ValueError(
+                f"val_fraction + test_fraction must be below 1 to leave training images, got "
+                f"{self.val_fraction} + {self.test_fraction}."
+            )
 
 
 @dataclass(frozen=True)
@@ -78,17 +100,11 @@ def prepare_dataset(
     archive_path: str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
-    image_size: int,
-    color_mode: str,
-    val_fraction: float,
-    test_fraction: float,
-    min_side: int,
+    inspection: InspectionSettings,
+    split: SplitSettings,
     random_state: int,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    classes: dict[str, str] | None = None,
-    max_images_per_class: int | None = None,
-    max_compression_ratio: float = DEFAULT_MAX_COMPRESSION_RATIO,
-    max_uncompressed_bytes: float = DEFAULT_MAX_UNCOMPRESSED_BYTES,
+    selection: MemberSelection = MemberSelection(),
+    limits: ArchiveLimits = ArchiveLimits(),
     workers: int | None = None,
     progress: bool = True,
 ) -> PreparedDataset:
@@ -103,76 +119,48 @@ def prepare_dataset(
     Args:
         archive_path: the raw zip of class folders.
         out_dir: output folder (replaced if it exists).
-        image_size: side in pixels of the square images stored.
-        color_mode: ``"grayscale"`` or ``"rgb"``.
-        val_fraction: fraction of the usable images for validation, in (0, 1).
-        test_fraction: fraction of the usable images for test, in (0, 1); with val_fraction
-            below 1 in total.
-        min_side: images with a shorter side below this are quarantined.
-        random_state: seed of the stratified split and of the per-class subset.
-        max_pixels: images with more pixels (decompression bombs) are quarantined undecoded.
-        classes: ``{folder name: label}``: only these class folders are used, under these
-            labels (several folders may share a label); None uses every folder as its class.
-        max_images_per_class: a seeded random subset of this many image files per class is
-            inspected; the others are ``skipped``. None inspects all.
-        max_compression_ratio, max_uncompressed_bytes: zip-bomb limits, see
-            ``read_class_members``.
+        inspection: image size and color mode stored, and the sizes that quarantine an image
+            (``min_side``, ``max_pixels``).
+        split: the val and test fractions of the stratified split.
+        random_state: seed of the per-class subset and of the stratified split.
+        selection: the class folders used, under which labels, and the images per class
+            inspected; by default every folder and every image.
+        limits: zip-bomb limits, see ``read_class_members``.
         workers: processes inspecting images; None = every core.
         progress: show a progress bar while inspecting.
 
     Raises:
-        ValueError: for bad arguments, a ``classes`` folder the archive lacks, fewer than 2
-            classes with usable images, or a split that would be empty or cannot be
-            stratified. ``UnsafeArchiveError`` (a ValueError) for a hostile archive.
+        ValueError: a ``selection.classes`` folder the archive lacks, fewer than 2 classes with
+            usable images, or a split that would be empty or cannot be stratified (the value
+            objects refuse bad settings as they are built). ``UnsafeArchiveError`` (a
+            ValueError) for a hostile archive.
     """
-    _check_arguments(image_size, color_mode, val_fraction, test_fraction, min_side)
-    if max_images_per_class is not None:
-        check_integer("max_images_per_class", max_images_per_class, minimum=1)
     archive_path, out_dir = Path(archive_path), Path(out_dir)
-    members = read_class_members(
-        archive_path,
-        max_compression_ratio=max_compression_ratio,
-        max_uncompressed_bytes=max_uncompressed_bytes,
-    )
-    members, excluded = select_members(
-        archive_path, members, classes, max_images_per_class, random_state
-    )
-    channels = 1 if color_mode == "grayscale" else 3
-    image_shape = (image_size, image_size, channels)
-    settings = InspectionSettings(image_size, color_mode, min_side, max_pixels)
+    members = read_class_members(archive_path, limits=limits)
+    members, excluded = select_members(archive_path, members, selection, random_state)
+    image_shape = inspection.image_shape
 
     with atomic_path(out_dir) as temporary:
         temporary.mkdir()
         staging_path = temporary / "staging_images.bin"
         with open(staging_path, "wb") as staging:
             rows, used_rows = _inspect_members(
-                archive_path, members, staging, settings, workers, progress
+                archive_path, members, staging, inspection, workers, progress
             )
-        classes = sorted({rows[index]["label"] for index in used_rows})
-        if len(classes) < 2:
-            manifest = pd.DataFrame(rows + excluded, columns=list(MANIFEST_COLUMNS))
-            raise ValueError(_too_few_classes_message(archive_path, classes, manifest))
-        class_index = {name: index for index, name in enumerate(classes)}
-        labels = np.array([class_index[rows[index]["label"]] for index in used_rows], np.int64)
-        split_positions = _stratified_split(labels, val_fraction, test_fraction, random_state)
-
-        for split, positions in split_positions.items():
+        classes, labels = _label_images(archive_path, rows, used_rows, excluded)
+        split_positions = _stratified_split(labels, split, random_state)
+        for name, positions in split_positions.items():
             for position in positions:
-                rows[used_rows[position]]["split"] = split
-            _write_split(temporary, split, staging_path, image_shape, positions, labels[positions])
+                rows[used_rows[position]]["split"] = name
+            _write_split(temporary, name, staging_path, image_shape, positions, labels[positions])
         staging_path.unlink()
-
-        # Both lists are in member-path order; merging keeps the manifest in archive order.
-        all_rows = sorted(rows + excluded, key=lambda row: row["path"])
-        manifest = _with_manifest_dtypes(pd.DataFrame(all_rows, columns=list(MANIFEST_COLUMNS)))
-        manifest.to_csv(temporary / "manifest.csv", index=False)
-        (temporary / "classes.json").write_text(json.dumps(classes, indent=2) + "\n")
+        manifest = _write_manifest(temporary, rows + excluded, classes)
 
     summary = summarize_manifest(manifest)
     return PreparedDataset(
         out_dir=out_dir,
         classes=classes,
-        split_sizes={split: len(positions) for split, positions in split_positions.items()},
+        split_sizes={name: len(positions) for name, positions in split_positions.items()},
         status_counts=summary["status_counts"],
         reason_counts=summary["reason_counts"],
         image_shape=image_shape,
@@ -215,23 +203,6 @@ def summarize_manifest(manifest: pd.DataFrame) -> dict:
     }
 
 
-def _check_arguments(
-    image_size: int, color_mode: str, val_fraction: float, test_fraction: float, min_side: int
-) -> None:
-    check_integer("image_size", image_size, minimum=1)
-    check_integer("min_side", min_side, minimum=1)
-    if color_mode not in COLOR_MODES:
-        raise ValueError(f"color_mode must be one of {list(COLOR_MODES)}, got {color_mode!r}.")
-    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if not 0.0 < value < 1.0:
-            raise ValueError(f"{name} must be between 0 and 1 (exclusive), got {value!r}.")
-    if val_fraction + test_fraction >= 1.0:
-        raise ValueError(
-            f"val_fraction + test_fraction must be below 1 to leave training images, got "
-            f"{val_fraction} + {test_fraction}."
-        )
-
-
 def _inspect_members(
     archive_path: Path,
     members: list[ArchiveMember],
@@ -271,6 +242,34 @@ def _inspect_members(
     return rows, used_rows
 
 
+def _label_images(
+    archive_path: Path, rows: list[dict], used_rows: list[int], excluded: list[dict]
+) -> tuple[list[str], np.ndarray]:
+    """Class names, sorted, and the label index (int64 (N,)) of each staged image.
+
+    Raises:
+        ValueError: fewer than 2 classes have usable images.
+    """
+    classes = sorted({rows[index]["label"] for index in used_rows})
+    if len(classes) < 2:
+        manifest = pd.DataFrame(rows + excluded, columns=list(MANIFEST_COLUMNS))
+        raise ValueError(_too_few_classes_message(archive_path, classes, manifest))
+    class_index = {name: index for index, name in enumerate(classes)}
+    labels = np.array([class_index[rows[index]["label"]] for index in used_rows], np.int64)
+    return classes, labels
+
+
+def _write_manifest(folder: Path, rows: list[dict], classes: list[str]) -> pd.DataFrame:
+    """Write ``manifest.csv`` (the rows in member-path order) and ``classes.json``."""
+    # The inspected and the excluded rows are each in member-path order; sorting merges them
+    # into archive order.
+    all_rows = sorted(rows, key=lambda row: row["path"])
+    manifest = _with_manifest_dtypes(pd.DataFrame(all_rows, columns=list(MANIFEST_COLUMNS)))
+    manifest.to_csv(folder / "manifest.csv", index=False)
+    (folder / "classes.json").write_text(json.dumps(classes, indent=2) + "\n")
+    return manifest
+
+
 def _write_split(
     folder: Path,
     split: str,
@@ -290,7 +289,7 @@ def _write_split(
 
 
 def _stratified_split(
-    labels: np.ndarray, val_fraction: float, test_fraction: float, random_state: int
+    labels: np.ndarray, settings: SplitSettings, random_state: int
 ) -> dict[str, np.ndarray]:
     """Positions into ``labels`` for each split, each sorted (so arrays keep archive order).
 
@@ -299,6 +298,7 @@ def _stratified_split(
     fractions. Written with NumPy rather than scikit-learn's ``train_test_split`` because
     importing scikit-learn costs two seconds, as long as validating two thousand photos.
     """
+    val_fraction, test_fraction = settings.val_fraction, settings.test_fraction
     count = len(labels)
     test_size = math.ceil(test_fraction * count)
     val_size = math.ceil(val_fraction / (1.0 - test_fraction) * (count - test_size))

@@ -17,19 +17,21 @@ import multiprocessing
 import os
 import zipfile
 import zlib
-from dataclasses import dataclass
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from pixelflip.config.checks import check_integer
 from pixelflip.data.archive import ArchiveMember
-from pixelflip.data.inspect import blank_record, inspect_image_bytes
+from pixelflip.data.inspect import COLOR_MODES, blank_record, inspect_image_bytes
 
 # Members per task: large enough that inter-process overhead is small next to decoding,
 # small enough that a few chunks in flight per worker stay a few MB.
 CHUNK_SIZE = 32
 _CHUNKS_IN_FLIGHT_PER_WORKER = 4
+DEFAULT_MAX_PIXELS = 40_000_000
 
 _worker_archive: zipfile.ZipFile | None = None
 
@@ -39,16 +41,35 @@ class InspectionSettings:
     """How each member is judged and stored.
 
     Attributes:
-        image_size: side in pixels of the square images returned.
+        image_size: side in pixels of the square images returned, an integer >= 1.
         color_mode: ``"grayscale"`` or ``"rgb"``.
-        min_side: images with a shorter side below this are quarantined.
-        max_pixels: images with more pixels are quarantined without a full decode.
+        min_side: images with a shorter side below this are quarantined; an integer >= 1.
+        max_pixels: images with more pixels (decompression bombs) are quarantined without a
+            full decode; an integer >= 1.
+
+    Raises:
+        ValueError: a field out of its range, or an unknown ``color_mode``.
     """
 
     image_size: int
     color_mode: str
     min_side: int
-    max_pixels: int
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def __post_init__(self) -> None:
+        check_integer("image_size", self.image_size, minimum=1)
+        check_integer("min_side", self.min_side, minimum=1)
+        if self.color_mode not in COLOR_MODES:
+            raise ValueError(
+                f"color_mode must be one of {list(COLOR_MODES)}, got {self.color_mode!r}."
+            )
+        check_integer("max_pixels", self.max_pixels, minimum=1)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(image_size, image_size, C) of a stored image: C = 1 for grayscale, 3 for rgb."""
+        channels = 1 if self.color_mode == "grayscale" else 3
+        return (self.image_size, self.image_size, channels)
 
 
 def default_workers() -> int:

@@ -29,13 +29,8 @@ import numpy as np
 
 from pixelflip import __version__
 from pixelflip.data import kaggle
-from pixelflip.data.archive import (
-    IGNORED_FOLDERS,
-    class_of,
-    is_image_name,
-    read_class_members,
-)
-from pixelflip.io import atomic_path, write_json
+from pixelflip.data.archive import IGNORED_FOLDERS, class_of, is_image_name, read_class_members
+from pixelflip.stage.files import atomic_path, write_json
 
 SOURCES = ("mnist", "folder", "kaggle")
 _RECORD_NAME = "source.json"

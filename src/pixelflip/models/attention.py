@@ -17,13 +17,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from pixelflip.checks import check_integer
+from pixelflip.config.checks import check_integer
 from pixelflip.models.backbones import feature_block_names
-from pixelflip.models.channel_attention import (
-    CBAM,
-    SqueezeExcitation,
-    _AttentionLayer,
-)
+from pixelflip.models.channel_attention import CBAM, SqueezeExcitation, _AttentionLayer
 from pixelflip.models.context_attention import GlobalContext, PositionAttention
 
 __all__ = [

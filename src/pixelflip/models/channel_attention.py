@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 from keras import ops
 
-from pixelflip.checks import check_integer
+from pixelflip.config.checks import check_integer
 
 
 def _channels_of(input_shape: tuple, layer_name: str) -> int:

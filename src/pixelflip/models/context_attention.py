@@ -16,11 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 from keras import ops
 
-from pixelflip.models.channel_attention import (
-    _AttentionLayer,
-    _channels_of,
-    _normalize_per_image,
-)
+from pixelflip.models.channel_attention import _AttentionLayer, _channels_of, _normalize_per_image
 
 
 def _flatten_positions(features):

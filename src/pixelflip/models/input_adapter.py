@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 from keras import ops
 
-from pixelflip.checks import check_integer
+from pixelflip.config.checks import check_integer
 
 # Each mode maps [0, 1] pixels to the range one family of keras.applications models was trained
 # on; "tf" and "caffe" are the modes of keras.applications.imagenet_utils.preprocess_input.

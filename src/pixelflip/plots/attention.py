@@ -17,12 +17,8 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Colormap, Normalize
 from matplotlib.figure import Figure
 
-from pixelflip.checks import check_integer
-from pixelflip.plots.common import (
-    _check_image,
-    _draw_image,
-    _new_figure,
-)
+from pixelflip.config.checks import check_integer
+from pixelflip.plots.common import _check_image, _draw_image, _new_figure
 
 ATTENTION_COLORMAP = "inferno"
 ATTENTION_OPACITY = 0.5

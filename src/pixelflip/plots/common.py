@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from pixelflip.io import atomic_path
+from pixelflip.stage.files import atomic_path
 
 DPI = 120
 # Diverging and reversed so that positive changes (brighter) are red, negative (darker) blue.

@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from pixelflip.checks import check_integer
+from pixelflip.config.checks import check_integer
 from pixelflip.plots.common import (
     FAILURE_COLOR,
     PERTURBATION_COLORMAP,
@@ -71,7 +71,7 @@ def plot_counterfactual(
 def plot_counterfactual_grid(
     result, class_names: Sequence[str] | None, *, max_images: int = 8
 ) -> Figure:
-    """One row per image of a :class:`~pixelflip.explain.CounterfactualResult`.
+    """One row per image of a :class:`~pixelflip.counterfactuals.result.CounterfactualResult`.
 
     Columns are original, counterfactual and perturbation as in :func:`plot_counterfactual`.
     Titles give the predicted classes (named by ``class_names``, or by index when None), their
@@ -176,7 +176,7 @@ def _check_result_and_names(result, class_names) -> None:
 
 def _result_titles(result, row: int, class_names) -> tuple[str, str]:
     """Titles of image ``row``'s original and counterfactual panels."""
-    from pixelflip.explain.result import target_label
+    from pixelflip.counterfactuals.result import target_label
 
     before = int(result.original_predictions[row])
     after = int(result.counterfactual_predictions[row])

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from pixelflip.checks import check_integer
+from pixelflip.config.checks import check_integer
 from pixelflip.plots.attention import _check_batch
 from pixelflip.plots.common import (
     _check_attribution_maps,
@@ -45,10 +45,11 @@ def plot_attribution_maps(
     images : array of shape (N, H, W, C), C in {1, 3}, float pixels in [0, 1]
     maps_by_method : mapping of method name -> array of shape (N, h, w), values in [0, 1]
         One map per image, at any resolution ((N, h, w, 1) is accepted too, and so is an
-        :class:`~pixelflip.explain.AttributionResult`, whose ``maps`` are used). Each map is
-        stretched over its image and drawn in "jet" from min(0, map minimum) to its maximum,
-        half transparent over the greyscale image, as the Grad-CAM column of
-        :func:`~pixelflip.plots.plot_explanation_grid` is. Columns follow the mapping's order.
+        :class:`~pixelflip.attributions.result.AttributionResult`, whose ``maps`` are used).
+        Each map is stretched over its image and drawn in "jet" from min(0, map minimum) to its
+        maximum, half transparent over the greyscale image, as the Grad-CAM column of
+        :func:`~pixelflip.plots.counterfactuals.plot_explanation_grid` is. Columns follow the
+        mapping's order.
     class_names : sequence of K str, optional
         Names of the classes; needs ``predictions``. None names classes by index.
     predictions : int array of shape (N,), optional

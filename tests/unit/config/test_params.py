@@ -1,0 +1,183 @@
+"""params.yaml loads into typed objects; every kind of bad value is named in one line."""
+
+import re
+
+import pytest
+from support.project import ROOT
+
+from pixelflip.config.knobs import ParamsError
+from pixelflip.config.params import Params, load_params
+
+
+def write(tmp_path, text):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_params_file_equals_the_defaults():
+    # The defaults in code and the file users edit must not drift apart.
+    assert load_params(ROOT / "params.yaml") == Params()
+
+
+def test_values_are_typed(tmp_path):
+    params = load_params(write(tmp_path, "train:\n  epochs: 3\n  learning_rate: 1\n"))
+    assert params.train.epochs == 3
+    assert isinstance(params.train.learning_rate, float)
+    assert params.attention.modules == ["se", "cbam", "pam", "gc"]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("train:\n  epoch: 3\n", "unknown key 'train.epoch' (did you mean 'train.epochs'?)"),
+    ("bogus: 1\n", "unknown key 'bogus'"),
+    ("train:\n  epochs: ten\n", "train.epochs has the wrong type: got 'ten'; allowed: an integer"),
+    ("train:\n  epochs: 2.5\n", "train.epochs has the wrong type"),
+    ("train:\n  epochs: 0\n", "train.epochs = 0 is out of range; allowed: an integer >= 1"),
+    ("tracking:\n  enabled: yes please\n", "tracking.enabled has the wrong type"),
+    ("data:\n  source: s3\n",
+     "data.source = 's3' is not allowed; allowed: one of 'mnist', 'folder', 'kaggle'"),
+    ("data:\n  classes: [Cat, Dog]\n",
+     "data.classes must be a non-empty mapping, got ['Cat', 'Dog']; allowed: a mapping of names "
+     "to a string, or null"),
+    ("data:\n  classes: {Cat: 1}\n", "data.classes['Cat'] has the wrong type: got 1"),
+    ("data:\n  kaggle:\n    dataset: cats-vs-dogs\n", "is not a Kaggle dataset slug"),
+    ("data:\n  kaggle:\n    slug: a/b\n", "unknown key 'data.kaggle.slug'"),
+    ("train:\n  augment:\n    rotation: 2\n", "train.augment.rotation = 2.0 is out of range"),
+    ("validate:\n  max_class_ratio: 0.5\n", "validate.max_class_ratio = 0.5 is out of range"),
+    ("attention:\n  modules: [se, nope]\n", "attention.modules[1] = 'nope' is not allowed"),
+    ("attention:\n  modules: []\n", "attention.modules must be a non-empty list"),
+    ("attention:\n  modules: [se, se]\n", "attention.modules lists a value twice"),
+    ("train:\n  dropout_rate: 1.0\n", "train.dropout_rate = 1.0 is out of range; allowed: a number >= 0 and < 1"),
+    ("train:\n  epochs: null\n", "train.epochs must not be empty"),
+    ("train: 3\n", "train must be a mapping"),
+    ("data:\n  source: folder\n", "data.path is required when data.source is 'folder'"),
+    ("counterfactuals:\n  target: class\n", "counterfactuals.target_class is required"),
+    ("validate:\n  val_fraction: 0.5\n  test_fraction: 0.45\n", "leaves too little to train on"),
+    ("train: [\n", "is not valid YAML at line 2"),
+    ("train:\n  backbone: resnet18\n", "train.backbone = 'resnet18' is not allowed; allowed: one "
+     "of 'simple_cnn', 'mobilenet_v2', 'efficientnet_b0', 'resnet50', 'vgg16'"),
+    ("train:\n  weights: resnet.pt\n", "train.weights = 'resnet.pt' is not allowed; allowed: "
+     "'none', 'imagenet' or the path of a Keras weights file (.weights.h5 or .h5)"),
+    ("train:\n  backbone: vgg16\n  input_size: 28\n", "too small for vgg16; allowed: >= 32"),
+    ("train:\n  weights: imagenet\n", "simple_cnn has no ImageNet weights"),
+    ("train:\n  input_size: 4\n", "train.input_size = 4 is out of range"),
+    ("train:\n  class_weight: inverse\n", "train.class_weight = 'inverse' is not allowed"),
+    ("train:\n  augment:\n    horizontal_flip: true\n", "a mirrored digit is another shape"),
+    ("train:\n  augment:\n    elastic_strength: 2\n", "elastic_strength = 2.0 is out of range"),
+    ("attention:\n  frozen_epochs: 5\n  epochs: 3\n", "attention.frozen_epochs = 5 is more than"),
+    ("attention:\n  placement: block2\n", "attention.placement must be a non-empty list"),
+])
+def test_bad_values_name_the_key_and_what_is_allowed(tmp_path, text, expected):
+    with pytest.raises(ParamsError) as caught:
+        load_params(write(tmp_path, text))
+    message = str(caught.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_nested_sections_and_mappings_are_typed(tmp_path):
+    params = load_params(write(tmp_path, (
+        "data:\n  source: kaggle\n  classes: {Cat: cat, Dog: dog}\n"
+        "  kaggle:\n    dataset: owner/pets\n"
+        "train:\n  augment:\n    horizontal_flip: true\n")))
+    assert params.data.classes == {"Cat": "cat", "Dog": "dog"}
+    assert params.data.kaggle.dataset == "owner/pets"
+    assert params.train.augment.horizontal_flip is True
+    assert params.train.augment.rotation == 0.0
+
+
+def test_missing_file_says_where_to_run(tmp_path):
+    with pytest.raises(ParamsError, match="run from the project root"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_backbone_weights_and_placement_are_typed(tmp_path):
+    params = load_params(write(tmp_path, (
+        "train:\n  backbone: mobilenet_v2\n  weights: imagenet\n  input_size: 64\n"
+        "  class_weight: balanced\n  mixed_precision: true\n"
+        "attention:\n  placement: [block_6_expand_relu, out_relu]\n  frozen_epochs: 4\n")))
+    assert params.train.backbone == "mobilenet_v2" and params.train.weights == "imagenet"
+    assert params.train.input_size == 64 and params.train.class_weight == "balanced"
+    assert params.train.mixed_precision is True
+    assert params.attention.placement == ["block_6_expand_relu", "out_relu"]
+    assert params.attention.frozen_epochs == params.attention.epochs == 4
+
+
+def test_each_attention_module_has_its_own_section(tmp_path):
+    params = load_params(write(tmp_path, "attention:\n  pam:\n    reduction_ratio: 4\n"))
+    assert params.attention.module("pam").reduction_ratio == 4
+    assert params.attention.module("se").reduction_ratio == 8
+    with pytest.raises(ParamsError, match="attention.gc.reduction_ratio = 0 is out of range"):
+        load_params(write(tmp_path, "attention:\n  gc:\n    reduction_ratio: 0\n"))
+
+
+def test_backbone_and_module_choices_match_the_model_registries():
+    from pixelflip.config.params import ATTENTION_MODULES as MODULE_CHOICES
+    from pixelflip.config.params import BACKBONES as BACKBONE_CHOICES
+    from pixelflip.models.attention import ATTENTION_MODULES
+    from pixelflip.models.backbones import BACKBONES
+
+    assert BACKBONE_CHOICES == tuple(BACKBONES)
+    assert set(MODULE_CHOICES) == set(ATTENTION_MODULES)
+
+
+def test_each_explanation_method_has_its_own_section(tmp_path):
+    params = load_params(write(tmp_path, (
+        "counterfactuals:\n  methods: [growing_spheres]\n  growing_spheres:\n    max_layers: 5\n"
+        "attributions:\n  lime:\n    num_samples: 50\n")))
+    assert params.counterfactuals.methods == ["growing_spheres"]
+    assert params.counterfactuals.growing_spheres.max_layers == 5
+    assert params.counterfactuals.options("growing_spheres")["max_layers"] == 5
+    assert params.counterfactuals.elastic_net.max_iterations == 100
+    assert params.counterfactuals.options("elastic_net")["max_iterations"] == 100
+    assert params.attributions.options("lime") == {"num_samples": 50, "num_segments": 50,
+                                                   "compactness": 10.0}
+    assert params.attributions.options("grad_cam") == {}
+    for text, message in [
+        ("counterfactuals:\n  methods: [wachter]\n", "counterfactuals.methods[0] = 'wachter'"),
+        ("counterfactuals:\n  elastic_net:\n    max_iteration: 5\n",
+         "unknown key 'counterfactuals.elastic_net.max_iteration' (did you mean "
+         "'counterfactuals.elastic_net.max_iterations'?)"),
+        ("select:\n  misclassified: -1\n", "select.misclassified = -1"),
+        ("attributions:\n  methods: [grad_cam, grad_cam]\n", "lists a value twice"),
+        ("attributions:\n  smoothgrad:\n    noise_level: 0\n", "noise_level = 0.0 is out of range"),
+    ]:
+        with pytest.raises(ParamsError, match=re.escape(message)):
+            load_params(write(tmp_path, text))
+
+
+def test_explanation_sections_build_the_methods_they_name():
+    # Every key of a method's section is a keyword of its class: the stage passes them as they are.
+    from pixelflip.attributions import ATTRIBUTION_METHODS, make_attribution
+    from pixelflip.config.explanations import ATTRIBUTION_METHODS as ATTRIBUTION_CHOICES
+    from pixelflip.config.explanations import COUNTERFACTUAL_METHODS as COUNTERFACTUAL_CHOICES
+    from pixelflip.counterfactuals import COUNTERFACTUAL_METHODS, make_counterfactual
+
+    assert COUNTERFACTUAL_CHOICES == tuple(COUNTERFACTUAL_METHODS)
+    assert ATTRIBUTION_CHOICES == tuple(ATTRIBUTION_METHODS)
+    params = Params()
+    for name in COUNTERFACTUAL_METHODS:
+        method = make_counterfactual(name, **params.counterfactuals.options(name), batch_size=8,
+                                     random_state=1)
+        assert method.name == name
+    for name in ATTRIBUTION_METHODS:
+        method = make_attribution(name, **params.attributions.options(name), batch_size=8,
+                                  random_state=1)
+        assert method.name == name
+
+
+def test_image_choice_and_change_tolerance_live_in_select_and_evaluate(tmp_path):
+    # num_images, misclassified and figure_images moved from counterfactuals to select (every
+    # explanation stage explains the same images); change_tolerance to evaluate.
+    params = load_params(write(tmp_path, (
+        "select:\n  num_images: 5\n  misclassified: 0\n  figure_images: 3\n"
+        "evaluate:\n  change_tolerance: 0.1\n")))
+    assert (params.select.num_images, params.select.misclassified,
+            params.select.figure_images) == (5, 0, 3)
+    assert params.evaluate.change_tolerance == 0.1
+    for key in ("num_images", "misclassified", "figure_images", "change_tolerance"):
+        with pytest.raises(ParamsError, match=re.escape(f"unknown key 'counterfactuals.{key}'")):
+            load_params(write(tmp_path, f"counterfactuals:\n  {key}: 1\n"))
+    with pytest.raises(ParamsError, match=re.escape("evaluate.change_tolerance = 2.0 is out of")):
+        load_params(write(tmp_path, "evaluate:\n  change_tolerance: 2\n"))
+

@@ -1,0 +1,72 @@
+"""Per-image and summary scores of the explanations the evaluate stage reports."""
+
+import numpy as np
+import pytest
+
+from pixelflip.attributions.smoothgrad import SmoothGrad
+from pixelflip.counterfactuals.elastic_net import ElasticNetCounterfactual
+from pixelflip.evaluation.autoencoders import train_class_autoencoders
+from pixelflip.evaluation.im1 import im1_scores
+from pixelflip.evaluation.plausibility import nearest_class_distance_ratio
+from pixelflip.evaluation.report import score_attributions, score_counterfactuals, summary_rows
+from pixelflip.explanation.targets import resolve_targets
+
+
+@pytest.fixture(scope="module")
+def brightness():
+    """A model that says 1 when the mean pixel is above one half, with images of both classes."""
+    import keras
+
+    inputs = keras.Input((6, 6, 1))
+    mean = keras.layers.GlobalAveragePooling2D()(inputs)
+    logits = keras.layers.Dense(2, kernel_initializer=keras.initializers.Constant([[-20.0, 20.0]]),
+                                bias_initializer=keras.initializers.Constant([10.0, -10.0]),
+                                name="logits")(mean)
+    model = keras.Model(inputs, keras.layers.Softmax()(logits))
+    rng = np.random.default_rng(0)
+    levels = np.concatenate([rng.integers(0, 100, 40), rng.integers(156, 256, 40)])
+    noise = rng.integers(-20, 21, size=(80, 6, 6, 1))
+    train_images = np.clip(levels[:, None, None, None] + noise, 0, 255).astype(np.uint8)
+    train_labels = np.repeat([0, 1], 40)
+    autoencoders = train_class_autoencoders(train_images, train_labels, epochs=1, batch_size=16,
+                                            random_state=0)
+    images = np.clip(rng.normal([0.35, 0.4, 0.6, 0.65], 0.02, size=(6, 6, 1, 4)), 0, 1)
+    images = np.moveaxis(images, -1, 0).astype(np.float32)
+    return model, train_images, train_labels, autoencoders, images
+
+
+def test_counterfactual_scores_add_plausibility_and_im1(brightness):
+    model, train_images, train_labels, autoencoders, images = brightness
+    probabilities = model.predict(images, verbose=0)
+    # True labels that make images 1 and 2 mistakes: "true_label" asks to fix them.
+    labels = np.array([0, 1, 0, 1])
+    targets = resolve_targets("true_label", probabilities, labels=labels)
+    result = ElasticNetCounterfactual(max_iterations=50).explain(model, images, targets)
+    frame, summary = score_counterfactuals(
+        result, change_tolerance=0.01, train_images=train_images, train_labels=train_labels,
+        autoencoders=autoencoders, batch_size=8)
+    assert frame["changed"].tolist() == [False, True, True, False]
+    np.testing.assert_allclose(frame["plausibility"],
+                               nearest_class_distance_ratio(result, train_images, train_labels),
+                               equal_nan=True)
+    np.testing.assert_allclose(frame["im1"], im1_scores(result, autoencoders), equal_nan=True)
+    valid = frame[frame["success"]]
+    assert summary["validity"] == 1.0 and summary["success_rate"] == 0.5
+    assert summary["median_plausibility"] == pytest.approx(np.median(valid["plausibility"]))
+    assert summary["median_im1"] == pytest.approx(np.nanmedian(valid["im1"]))
+    assert summary["mean_target_probability"] == pytest.approx(valid["target_probability"].mean())
+
+
+def test_attribution_scores_and_summary_rows(brightness):
+    model, _, _, _, images = brightness
+    attribution = SmoothGrad(num_samples=4).explain(model, images)
+    summary = score_attributions(model, images, attribution, steps=4, batch_size=8,
+                                 random_state=0)
+    assert summary["num_images"] == 4
+    assert 0.0 <= summary["mean_deletion_auc"] <= 1.0
+    assert 0.0 <= summary["mean_insertion_auc"] <= 1.0
+    assert summary["mean_seconds"] == pytest.approx(attribution.seconds.mean())
+    table = summary_rows({"base": {"attributions": {"sampled": {"smoothgrad": summary}}},
+                          "se": {"attributions": {}}}, "attributions")
+    assert table[["model", "set", "method"]].values.tolist() == [["base", "sampled", "smoothgrad"]]
+    assert table.loc[0, "num_images"] == 4
