@@ -1,0 +1,25 @@
+"""The README's result tables are the pipeline's files, written by docs/results_tables.py."""
+
+import importlib.util
+
+from support.project import ROOT
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("results_tables", ROOT / "docs/results_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_readme_tables_match_the_committed_metrics():
+    readme = (ROOT / "README.md").read_text()
+    assert readme.count("<!-- results:") == 3
+    assert load_script().render(readme) == readme, (
+        "README.md's result tables are stale: run `python docs/results_tables.py`")
+
+
+def test_a_table_is_rebuilt_from_the_files_not_kept():
+    stale = "<!-- results:comparison -->\n| made up |\n<!-- /results -->"
+    rendered = load_script().render(stale)
+    assert "| made up |" not in rendered and "| base | none |" in rendered
