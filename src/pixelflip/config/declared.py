@@ -82,7 +82,8 @@ def declared_values(params: Any, declared: Sequence[str]) -> dict[str, Any]:
     for key in declared:
         value: Any = params
         for part in key.split("."):
-            if not dataclasses.is_dataclass(value) or not hasattr(value, part):
+            if not dataclasses.is_dataclass(value) or part not in {
+                    field.name for field in dataclasses.fields(value)}:
                 raise ParamsError(f"dvc.yaml declares the param '{key}', which params.yaml "
                                   "does not have; remove it from the stage or fix its name")
             value = getattr(value, part)

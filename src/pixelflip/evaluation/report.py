@@ -29,12 +29,13 @@ from pixelflip.evaluation.deletion_insertion import (
 )
 from pixelflip.evaluation.im1 import im1_scores
 from pixelflip.evaluation.plausibility import nearest_class_distance_ratio
+from pixelflip.explanation.image_sets import load_image_sets
 from pixelflip.plots.common import save_figure
 from pixelflip.plots.comparison import plot_model_comparison
 from pixelflip.plots.counterfactuals import plot_explanation_grid, plot_explanation_row
 from pixelflip.plots.explanations import plot_explanation_metrics
 from pixelflip.stage import layout
-from pixelflip.stage.files import atomic_path, read_json, write_json
+from pixelflip.stage.files import atomic_path, write_json
 from pixelflip.tracking.runs import log_artifacts, log_metrics
 
 COUNTERFACTUAL_METRICS = ["validity", "median_l1", "median_l0", "mean_seconds"]
@@ -124,14 +125,16 @@ class ExplanationReport:
 
         ``model_metrics`` holds at least :data:`MODEL_COLUMNS`, as ``compare`` wrote them.
         """
-        sets = [name for name, indices in
-                read_json(layout.selected_dir(model_name) / "sets.json").items() if indices]
+        # The selected images: what both the counterfactuals and the attribution maps explain.
+        sets = [image_set for image_set in load_image_sets(layout.selected_dir(model_name))
+                if len(image_set.indices)]
         entry = {key: model_metrics[key] for key in MODEL_COLUMNS}
-        entry["counterfactuals"] = {image_set: self._score_counterfactual_set(model_name, image_set)
-                                    for image_set in sets}
-        entry["attributions"] = {image_set: self._score_attribution_set(model, model_name,
-                                                                        image_set)
-                                 for image_set in sets}
+        entry["counterfactuals"] = {
+            image_set.name: self._score_counterfactual_set(model_name, image_set.name)
+            for image_set in sets}
+        entry["attributions"] = {
+            image_set.name: self._score_attribution_set(model, model_name, image_set)
+            for image_set in sets}
         self.evaluation[model_name] = entry
         return entry
 
@@ -151,13 +154,9 @@ class ExplanationReport:
             self._draw(result, model_name, image_set)
         return summaries
 
-    def _score_attribution_set(self, model, model_name: str, image_set: str) -> dict:
-        # The originals of the counterfactual files are the images the maps were made for.
-        images = CounterfactualResult.load(layout.explanation_path(
-            layout.COUNTERFACTUALS_DIR, model_name, image_set,
-            self.counterfactual_methods[0])).originals
+    def _score_attribution_set(self, model, model_name: str, image_set) -> dict:
         return {method: score_attributions(
-            model, images, self._attribution(model_name, image_set, method),
+            model, image_set.images, self._attribution(model_name, image_set.name, method),
             steps=self.deletion_steps, batch_size=self.batch_size,
             random_state=self.random_state) for method in self.attribution_methods}
 

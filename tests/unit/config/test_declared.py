@@ -70,3 +70,6 @@ def test_declared_values_flatten_exactly_the_declared_keys():
 def test_declaring_a_key_params_yaml_lacks_is_an_error_naming_it():
     with pytest.raises(ParamsError, match="declares the param 'select.rows'"):
         declared_values(PARAMS, ("select.rows",))
+    # A section's method is not a param, though the section has an attribute of that name.
+    with pytest.raises(ParamsError, match="declares the param 'attention.module'"):
+        declared_values(PARAMS, ("attention.module",))
