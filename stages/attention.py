@@ -20,12 +20,17 @@ def main(params):
     strategy, data = start_training(random_state=params.seed, batch_size=attention.batch_size,
                                     mixed_precision=train.mixed_precision, augment=train.augment,
                                     class_weight=train.class_weight)
+    import keras
+
     from pixelflip.models.attention import add_attention
     from pixelflip.models.loading import load_classifier
 
+    # The base goes on training in the precision train.mixed_precision set as the global policy
+    # (load_classifier would otherwise load it in float32, as explanations need it).
+    compute_dtype = keras.config.dtype_policy().compute_dtype
     with strategy.scope():
-        model = add_attention(load_classifier(layout.BASE_MODEL), MODULE,
-                              placement=attention.placement,
+        base = load_classifier(layout.BASE_MODEL, compute_dtype=compute_dtype)
+        model = add_attention(base, MODULE, placement=attention.placement,
                               reduction_ratio=attention.module(MODULE).reduction_ratio)
     # The new module first learns on a frozen base, so its random start cannot wreck the
     # trained features; then everything trains together.

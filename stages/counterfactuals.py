@@ -27,6 +27,7 @@ def main(params):
     methods = [make_counterfactual(name, **options.options(name), batch_size=options.batch_size,
                                    random_state=params.seed) for name in options.methods]
     with atomic_path(layout.COUNTERFACTUALS_DIR) as out_dir:
+        out_dir.mkdir()  # also when every image set is empty, so the output exists
         for name in layout.model_names(params.attention.modules):
             model = load_classifier(layout.model_path(name))
             for image_set in load_image_sets(layout.selected_dir(name)):

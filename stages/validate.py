@@ -1,8 +1,9 @@
 """DVC stage `validate`: inspect every archive member, clean, split and pack the images."""
 
 from pixelflip.stage import layout
-from pixelflip.stage.files import read_json, write_json
+from pixelflip.stage.files import write_json
 from pixelflip.stage.frame import StageError, run_stage
+from pixelflip.stage.inputs import read_json_input, rebuild_hint
 from pixelflip.tracking.runs import log_artifacts, log_metrics
 
 
@@ -19,7 +20,11 @@ def main(params):
     from pixelflip.data.subset import MemberSelection
 
     data, validate = params.data, params.validate
-    archive = layout.RAW_DIR / read_json(layout.SOURCE_JSON)["archive"]
+    record = read_json_input(layout.SOURCE_JSON)
+    if not isinstance(record, dict) or not isinstance(record.get("archive"), str):
+        raise StageError(f"{layout.SOURCE_JSON} names no archive; "
+                         f"{rebuild_hint(layout.SOURCE_JSON)}.")
+    archive = layout.RAW_DIR / record["archive"]
     prepared = prepare_dataset(
         archive, layout.PREPARED_DIR,
         inspection=InspectionSettings(image_size=data.image_size, color_mode=data.color_mode,
@@ -29,8 +34,7 @@ def main(params):
                             test_fraction=validate.test_fraction),
         selection=MemberSelection(classes=data.classes,
                                   max_images_per_class=data.max_images_per_class),
-        limits=ArchiveLimits(max_compression_ratio=validate.max_compression_ratio,
-                             max_uncompressed_bytes=validate.max_uncompressed_gb * 1e9),
+        limits=ArchiveLimits.of(validate.max_compression_ratio, validate.max_uncompressed_gb),
         workers=validate.workers, random_state=params.seed,
     )
     manifest = read_manifest(layout.MANIFEST_CSV)

@@ -36,9 +36,11 @@ TINY = {
 COUNTERFACTUAL_METHODS = ["elastic_net", "growing_spheres"]
 ATTRIBUTION_METHODS = ["grad_cam", "score_cam", "smoothgrad", "lime"]
 MODULES = ["se", "cbam", "pam", "gc"]
-STAGES = ["download", "validate", "train", *(f"attention@{module}" for module in MODULES),
-          "compare", "select", "attributions", "counterfactuals", "attention_maps",
-          "autoencoders", "evaluate"]
+# The check stage reads params.yaml only: no MLflow run, no TensorFlow.
+TRACKED_STAGES = ["download", "validate", "train",
+                  *(f"attention@{module}" for module in MODULES), "compare", "select",
+                  "attributions", "counterfactuals", "attention_maps", "autoencoders", "evaluate"]
+STAGES = ["check", *TRACKED_STAGES]
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +151,7 @@ def test_mlflow_holds_one_parent_with_a_child_per_stage_and_the_models(project):
     assert len(parents) == 1
     parent = parents[0]
     children = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert sorted(run.info.run_name for run in children) == sorted(STAGES)
+    assert sorted(run.info.run_name for run in children) == sorted(TRACKED_STAGES)
     assert all(run.info.status == "FINISHED" for run in children)
     # Each stage's run logs exactly the params its dvc.yaml entry declares, with their values.
     declarations = read_declarations(project)
@@ -202,7 +204,8 @@ def test_a_changed_param_reruns_only_that_stage_and_downstream(project):
     update_params(project, {"select": {"num_images": 6}})
     result = run(["dvc", "repro"], project)
     # Both explanation stages explain the chosen images; the autoencoders do not depend on them.
-    assert sorted(ran_stages(result.stdout)) == ["attention_maps", "attributions",
+    # The check stage reruns on any edit of params.yaml; its unchanged mark reruns nothing.
+    assert sorted(ran_stages(result.stdout)) == ["attention_maps", "attributions", "check",
                                                  "counterfactuals", "evaluate", "select"]
     evaluation = json.loads((project / "metrics/evaluation.json").read_text())
     assert evaluation["base"]["counterfactuals"]["sampled"]["growing_spheres"]["num_images"] == 6
@@ -217,7 +220,7 @@ def test_one_modules_own_params_change_only_its_stage(project):
         status = json.loads(run(["dvc", "status", "--json"], project).stdout)
     finally:
         params.write_text(original)
-    assert sorted(status) == ["attention@pam"]
+    assert sorted(status) == ["attention@pam", "check"]
     assert "attention.pam" in json.dumps(status["attention@pam"])
 
 
@@ -247,9 +250,12 @@ def test_bad_params_stop_with_one_clear_line(project):
     finally:
         params.write_text(original)
     assert result.returncode != 0
-    assert "error: params.yaml: unknown key 'train.epoch' (did you mean 'train.epochs'?)" \
+    assert "[check] error: params.yaml: unknown key 'train.epoch' (did you mean 'train.epochs'?)" \
         in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+    # Refused by the check stage, before DVC removed any output.
+    assert ran_stages(result.stdout) == ["check"]
+    assert "up to date" in run(["dvc", "status"], project).stdout
 
 
 def test_a_killed_train_stage_resumes_and_finishes_with_the_same_result(project):
@@ -258,9 +264,7 @@ def test_a_killed_train_stage_resumes_and_finishes_with_the_same_result(project)
 
     from pixelflip.training.resume import backed_up_epochs
 
-    # The bad-params check above made DVC delete the train outputs; the committed ones are
-    # those of the first, uninterrupted repro with these same params.
-    run(["git", "checkout", "--", "metrics/train.json", "plots/train"], project)
+    # The outputs of the first, uninterrupted repro with these same params.
     uninterrupted = json.loads((project / "metrics/train.json").read_text())
     uninterrupted_history = (project / "plots/train/history.csv").read_text()
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",

@@ -23,6 +23,7 @@ import keras
 from pixelflip.attributions.result import AttributionResult
 from pixelflip.explanation.inputs import predict_probabilities, validate_explain_inputs
 from pixelflip.explanation.method import ExplanationMethod
+from pixelflip.explanation.model_access import check_float32_model
 
 _SMALLEST_PROBABILITY = 1e-30
 
@@ -82,7 +83,8 @@ class AttributionMethod(ExplanationMethod):
         Parameters
         ----------
         model : keras.Model
-            Maps (N, H, W, C) float32 images to (N, K) softmax probabilities.
+            Maps (N, H, W, C) float32 images to (N, K) softmax probabilities, computing in
+            float32 (see :func:`pixelflip.explanation.model_access.check_float32_model`).
         images : float array of shape (N, H, W, C)
             Pixels in [0, 1].
         targets : int array of shape (N,), optional
@@ -96,8 +98,10 @@ class AttributionMethod(ExplanationMethod):
         Raises
         ------
         ValueError
-            Images or targets that do not fit the model, or a target of -1 (``ANY_OTHER``).
+            Images or targets that do not fit the model, a target of -1 (``ANY_OTHER``), or a
+            model with layers computing in half precision.
         """
+        check_float32_model(model)
         images = np.asarray(images)
         if targets is None and images.ndim == 4 and np.issubdtype(images.dtype, np.floating):
             targets = predict_probabilities(model, images.astype(np.float32)).argmax(axis=1)

@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from pixelflip.stage.files import atomic_path
+from pixelflip.stage.inputs import load_npz_input
 
 _FIELDS = ("method", "maps", "targets", "seconds")
 
@@ -66,11 +67,4 @@ class AttributionResult:
     @classmethod
     def load(cls, path: str | os.PathLike) -> AttributionResult:
         """Read a result written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as stored:
-            missing = [name for name in _FIELDS if name not in stored.files]
-            if missing:
-                raise ValueError(
-                    f"{os.fspath(path)!r} lacks the fields {missing}; expected a file written by "
-                    "AttributionResult.save."
-                )
-            return cls(**{name: stored[name] for name in _FIELDS})
+        return cls(**load_npz_input(path, fields=_FIELDS))

@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pixelflip.config.explanations import (
     AttributionsParams,
     AutoencodersParams,
@@ -27,7 +25,8 @@ from pixelflip.config.explanations import (
     check_explanations,
 )
 from pixelflip.config.knobs import ParamsError, knob
-from pixelflip.config.typed import build_section, merge_overrides
+from pixelflip.config.typed import build_section, merge_overrides, require_every_knob
+from pixelflip.config.yaml_file import read_yaml_mapping
 
 # The same tuples as pixelflip.models.backbones.BACKBONES and ATTENTION_MODULES (a test keeps them
 # equal); repeated here so that checking params does not import TensorFlow.
@@ -137,6 +136,12 @@ class AttentionParams:
         return getattr(self, name)
 
 
+#: URI schemes MLflow stores answer to (its plugins add others, which can be set through
+#: MLFLOW_TRACKING_URI, which is not checked here).
+TRACKING_SCHEMES = ("http", "https", "file", "sqlite", "postgresql", "mysql", "mssql",
+                    "databricks")
+
+
 @dataclass(frozen=True)
 class TrackingParams:
     enabled: bool = knob(True)
@@ -161,26 +166,48 @@ class Params:
     tracking: TrackingParams = field(default_factory=TrackingParams)
 
 
+def check_tracking(tracking: TrackingParams) -> None:
+    """Raise ParamsError unless the tracking section can reach a store and name its runs."""
+    uri = tracking.uri
+    if uri is not None:
+        scheme = uri.split("://", 1)[0].split("+", 1)[0] if "://" in uri else "file"
+        if scheme not in TRACKING_SCHEMES:
+            raise ParamsError(f"tracking.uri = {uri!r} has no MLflow store scheme; allowed: "
+                              f"{', '.join(name + '://' for name in TRACKING_SCHEMES)}, a folder "
+                              "path, or null (the project's sqlite store)")
+    for key in ("experiment", "registered_model"):
+        if not getattr(tracking, key).strip():
+            raise ParamsError(f"tracking.{key} is empty; give it a name (MLflow needs one)")
+
+
 def load_params(path: str | Path = "params.yaml", *,
-                overrides: Mapping[str, Any] | None = None) -> Params:
-    """Read and check ``path``; raise :class:`ParamsError` naming the first bad key.
+                overrides: Mapping[str, Any] | None = None, partial: bool = False) -> Params:
+    """Read and check ``path``; raise :class:`ParamsError` naming the file and the first bad key.
 
     ``overrides`` (a nested mapping, as a profile file holds) replaces the values it names
     before anything is checked, so the result is checked exactly as if the file said so.
+
+    Every knob must be in the file: a missing key or section is refused, not filled with its
+    default, because DVC records and compares only what the file says (``dvc.lock``,
+    ``dvc exp show``), so a default standing in for a deleted line would be invisible there.
+    ``partial=True`` fills missing knobs with their defaults, for library callers and tests
+    that write only the keys they care about.
     """
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"{path} not found: run from the project root, where params.yaml lives")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ParamsError(f"{path} is not valid YAML{where}: {getattr(error, 'problem', error)}")
+    raw = read_yaml_mapping(path)
     if overrides:
         raw = merge_overrides(raw, overrides)
-    params = build_section(Params, raw, prefix="")
-    _check_cross_field(params)
+    try:
+        # Unknown keys first: a misspelt section is also a missing one, and "did you mean"
+        # says more than "missing".
+        params = build_section(Params, raw, prefix="")
+        if not partial:
+            require_every_knob(Params, raw, prefix="")
+        _check_cross_field(params)
+    except ParamsError as error:
+        raise ParamsError(f"{path}: {error}") from None
     return params
 
 
@@ -194,10 +221,33 @@ def _check_cross_field(params: Params) -> None:
         raise ParamsError(f"data.kaggle.dataset = {data.kaggle.dataset!r} is not a Kaggle dataset "
                           "slug; allowed: 'owner/name' as in kaggle.com/datasets/owner/name")
     _check_training(params)
+    _check_classes(params)
+    check_tracking(params.tracking)
     split = params.validate.val_fraction + params.validate.test_fraction
     if split >= 0.9:
         raise ParamsError(f"validate.val_fraction + validate.test_fraction = {split:g} leaves "
                           "too little to train on; allowed: a sum below 0.9")
+
+
+def _check_classes(params: Params) -> None:
+    """The class names that can be known before any data is read: the labels ``data.classes``
+    gives, or the ten digits of the mnist source."""
+    data, target_class = params.data, params.counterfactuals.target_class
+    if data.source == "folder" and data.path and not Path(data.path).exists():
+        raise ParamsError(f"data.path = {data.path!r} does not exist (paths are read from the "
+                          "project root); give a folder or zip of class folders")
+    if data.classes is not None:
+        names = sorted(set(data.classes.values()))
+        if len(names) < 2:
+            raise ParamsError(f"data.classes = {data.classes} gives fewer than two class labels; "
+                              "a classifier needs at least two")
+    elif data.source == "mnist":
+        names = [str(digit) for digit in range(10)]
+    else:
+        return
+    if params.counterfactuals.target == "class" and target_class not in names:
+        raise ParamsError(f"counterfactuals.target_class = {target_class!r} is not a class of "
+                          f"this data; allowed: one of {', '.join(map(repr, names))}")
 
 
 def _check_training(params: Params) -> None:
@@ -217,6 +267,16 @@ def _check_training(params: Params) -> None:
     if params.data.source == "mnist" and train.augment.horizontal_flip:
         raise ParamsError("train.augment.horizontal_flip = true mirrors digits, and a mirrored "
                           "digit is another shape: keep it false for data.source 'mnist'")
+    if weights not in ("none", "imagenet") and not Path(weights).is_file():
+        raise ParamsError(f"train.weights = {weights!r} is not a file (paths are read from the "
+                          "project root); give the path of a Keras weights file, or 'none'")
+    if train.backbone == "simple_cnn" and attention.placement is not None:
+        blocks = [f"block{index}" for index in range(1, len(train.conv_filters) + 1)]
+        unknown = [block for block in attention.placement if block not in blocks]
+        if unknown:
+            raise ParamsError(f"attention.placement names {unknown}, not feature blocks of "
+                              f"simple_cnn with train.conv_filters = {train.conv_filters}; "
+                              f"allowed: {', '.join(blocks)}")
     if attention.frozen_epochs > attention.epochs:
         raise ParamsError(f"attention.frozen_epochs = {attention.frozen_epochs} is more than "
                           f"attention.epochs = {attention.epochs}, which counts every "

@@ -35,6 +35,7 @@ import yaml
 from pixelflip.config.knobs import ParamsError
 from pixelflip.config.params import Params, load_params
 from pixelflip.config.typed import merge_overrides
+from pixelflip.config.yaml_file import parse_yaml, read_yaml_mapping
 
 PROFILES_DIR = Path("profiles")
 _PLAIN_TEXT = re.compile(r"^[\w./:@+-]+$")
@@ -57,11 +58,8 @@ def read_profile(path: str | os.PathLike) -> dict[str, Any]:
         known = sorted(item.stem for item in folder.glob("*.yaml")) if folder.is_dir() else []
         raise ParamsError(f"profile {path} not found; profiles in {folder}: "
                           f"{', '.join(known) or 'none'}")
-    try:
-        profile = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ParamsError(f"profile {path} is not valid YAML: {error}") from None
-    if not isinstance(profile, dict) or not profile:
+    profile = read_yaml_mapping(path, what="profile")
+    if not profile:
         raise ParamsError(f"profile {path} must be a non-empty mapping of params sections")
     return profile
 
@@ -78,7 +76,10 @@ def parse_overrides(assignments: Sequence[str]) -> dict[str, Any]:
         target = nested
         for section in sections:
             target = target.setdefault(section, {})
-        target[name] = yaml.safe_load(text)
+        try:
+            target[name] = parse_yaml(text)
+        except ParamsError as error:
+            raise ParamsError(f"-S {assignment!r}: the value {error}") from None
     return nested
 
 

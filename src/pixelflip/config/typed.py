@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Mapping
 from typing import Any
 
 from pixelflip.config.knobs import ParamsError
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
 def build_section(cls: type, raw: Any, prefix: str) -> Any:
@@ -84,9 +87,13 @@ def _check_scalar(key: str, value: Any, kind: type, rules: dict) -> Any:
         ok = isinstance(value, kind)
     if not ok:
         raise ParamsError(f"{key} has the wrong type: got {value!r}; allowed: {allowed}")
+    # NaN compares false with every bound, so without this a .nan would pass every range
+    # check (and switch off the guard the knob sets, such as the zip-bomb limits).
+    if kind is float and not math.isfinite(value):
+        raise ParamsError(f"{key} = {value!r} is not a finite number; allowed: {allowed}")
     if rules.get("choices") and value not in rules["choices"]:
         raise ParamsError(f"{key} = {value!r} is not allowed; allowed: {allowed}")
-    low, high = rules.get("minimum"), rules.get("maximum")
+    low, high = _bounds(kind, rules)
     if low is not None and (value <= low if rules["exclusive_minimum"] else value < low):
         raise ParamsError(f"{key} = {value!r} is out of range; allowed: {allowed}")
     if high is not None and (value >= high if rules["exclusive_maximum"] else value > high):
@@ -105,7 +112,7 @@ def _describe(kind: Any, rules: dict) -> str:
     if rules.get("choices"):
         text = "one of " + ", ".join(repr(choice) for choice in rules["choices"])
     bounds = []
-    low, high = rules.get("minimum"), rules.get("maximum")
+    low, high = _bounds(item, rules)
     if low is not None:
         bounds.append(f"{'>' if rules['exclusive_minimum'] else '>='} {low:g}")
     if high is not None:
@@ -121,6 +128,16 @@ def _describe(kind: Any, rules: dict) -> str:
     return text
 
 
+def _bounds(kind: Any, rules: dict) -> tuple[float | None, float | None]:
+    """The range a value must lie in: the knob's own, and for integers never beyond int32,
+    since TensorFlow takes counts (epochs, patience, seeds) as 32-bit integers."""
+    low, high = rules.get("minimum"), rules.get("maximum")
+    if kind is int:
+        low = INT32_MIN if low is None else max(low, INT32_MIN)
+        high = INT32_MAX if high is None else min(high, INT32_MAX)
+    return low, high
+
+
 def _is_optional(kind: Any) -> bool:
     return _is_union(kind) and type(None) in typing.get_args(kind)
 
@@ -134,6 +151,36 @@ def _strip_optional(kind: Any) -> Any:
 
 def _is_union(kind: Any) -> bool:
     return typing.get_origin(kind) in (typing.Union, types.UnionType)
+
+
+def require_every_knob(cls: type, raw: Any, prefix: str) -> None:
+    """Raise ParamsError naming the first field of ``cls`` (nested sections included) that the
+    mapping ``raw`` lacks; a non-mapping section is left for :func:`build_section` to judge."""
+    if not isinstance(raw, dict):
+        return
+    hints = typing.get_type_hints(cls)
+    for spec in dataclasses.fields(cls):
+        key = f"{prefix}{spec.name}"
+        where = f"under {prefix.rstrip('.')}:" if prefix else "at the top level"
+        if spec.name not in raw:
+            if dataclasses.is_dataclass(hints[spec.name]):
+                raise ParamsError(f"section '{key}' is missing; every knob must be in the file, "
+                                  "so that DVC records it: restore the section (git diff shows "
+                                  "what was removed)")
+            default = spec.default_factory() if callable(spec.default_factory) else spec.default
+            raise ParamsError(f"'{key}' is missing; every knob must be in the file, so that DVC "
+                              f"records it: add '{spec.name}: {_yaml_value(default)}' (the "
+                              f"default) {where}")
+        if dataclasses.is_dataclass(hints[spec.name]):
+            require_every_knob(hints[spec.name], raw[spec.name], prefix=f"{key}.")
+
+
+def _yaml_value(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
 
 
 def merge_overrides(raw: Any, overrides: Mapping[str, Any]) -> dict[str, Any]:

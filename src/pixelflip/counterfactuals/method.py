@@ -17,6 +17,7 @@ from pixelflip.config.checks import check_clip_range, check_non_negative
 from pixelflip.counterfactuals.result import CounterfactualResult, build_result
 from pixelflip.explanation.inputs import predict_probabilities, validate_explain_inputs
 from pixelflip.explanation.method import ExplanationMethod
+from pixelflip.explanation.model_access import check_float32_model
 
 
 class CounterfactualMethod(ExplanationMethod):
@@ -52,8 +53,10 @@ class CounterfactualMethod(ExplanationMethod):
         Parameters
         ----------
         model : keras.Model
-            Maps (N, H, W, C) float32 images to (N, K) softmax probabilities. A method that only
-            queries predictions also takes other models; its class docstring says which.
+            Maps (N, H, W, C) float32 images to (N, K) softmax probabilities, computing in
+            float32 (see :func:`pixelflip.explanation.model_access.check_float32_model`). A
+            method that only queries predictions also takes other models; its class docstring
+            says which.
         images : float array of shape (N, H, W, C)
             Pixels in [clip_min, clip_max].
         targets : int array of shape (N,)
@@ -68,10 +71,12 @@ class CounterfactualMethod(ExplanationMethod):
         Raises
         ------
         ValueError
-            If the model is not one the method takes, or if the images or targets are invalid
-            (see :func:`pixelflip.explanation.inputs.validate_explain_inputs`).
+            If the model is not one the method takes, has layers computing in half precision,
+            or if the images or targets are invalid (see
+            :func:`pixelflip.explanation.inputs.validate_explain_inputs`).
         """
         started = time.perf_counter()
+        check_float32_model(model)
         model = self._model_to_search(model, images)
         images, targets = validate_explain_inputs(
             model, images, targets, clip_min=self.clip_min, clip_max=self.clip_max

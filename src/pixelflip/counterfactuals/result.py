@@ -20,6 +20,7 @@ import pandas as pd
 from pixelflip.explanation.inputs import predict_probabilities
 from pixelflip.explanation.targets import ANY_OTHER
 from pixelflip.stage.files import atomic_path
+from pixelflip.stage.inputs import load_npz_input
 
 _ARRAY_FIELDS = (
     "originals",
@@ -130,15 +131,8 @@ class CounterfactualResult:
     @classmethod
     def load(cls, path: str | os.PathLike) -> CounterfactualResult:
         """Read a result written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as stored:
-            missing = [name for name in ("method", *_ARRAY_FIELDS) if name not in stored.files]
-            if missing:
-                raise ValueError(
-                    f"{os.fspath(path)!r} lacks the fields {missing}; expected a file written by "
-                    "CounterfactualResult.save."
-                )
-            arrays = {name: stored[name] for name in _ARRAY_FIELDS}
-            return cls(method=str(stored["method"]), **arrays)
+        arrays = load_npz_input(path, fields=("method", *_ARRAY_FIELDS))
+        return cls(method=str(arrays.pop("method")), **arrays)
 
     @classmethod
     def concatenate(cls, results: Sequence[CounterfactualResult]) -> CounterfactualResult:

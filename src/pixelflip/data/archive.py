@@ -58,6 +58,12 @@ class ArchiveLimits:
         for field in ("max_compression_ratio", "max_uncompressed_bytes"):
             check_non_negative(field, getattr(self, field), allow_zero=False)
 
+    @classmethod
+    def of(cls, max_compression_ratio: float, max_uncompressed_gb: float) -> ArchiveLimits:
+        """The limits as params.yaml's ``validate`` section states them (size in GB)."""
+        return cls(max_compression_ratio=max_compression_ratio,
+                   max_uncompressed_bytes=max_uncompressed_gb * 1e9)
+
 
 @dataclass(frozen=True)
 class ArchiveMember:

@@ -24,6 +24,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 PARTIAL_SUFFIX = ".partial"
+#: Seconds to connect to Kaggle, and to wait for each read of an answer: the client itself sets
+#: no timeout on its API calls, so a server that accepts and never answers would hang forever.
+REQUEST_TIMEOUT_S = (10.0, 30.0)
 # The sidecar the kaggle client writes next to a partial download to prove what it belongs to.
 _CLIENT_RESUME_MARKER_SUFFIX = ".kaggle-partial"
 _SETTINGS_URL = "https://www.kaggle.com/settings"
@@ -81,7 +84,8 @@ def is_readable_zip(path: str | os.PathLike) -> bool:
 
 
 def download_kaggle_zip(
-    dataset: str, archive_path: str | os.PathLike, *, max_retries: int = 5
+    dataset: str, archive_path: str | os.PathLike, *, max_retries: int = 5,
+    request_timeout: float | tuple[float, float] = REQUEST_TIMEOUT_S,
 ) -> int:
     """Download the current version of a Kaggle dataset to ``archive_path``, byte for byte.
 
@@ -95,6 +99,8 @@ def download_kaggle_zip(
         archive_path: where the zip ends up; replaced only once a complete, readable zip arrived.
         max_retries: how many times the client resumes an interrupted transfer (sleeping 2, 4,
             8, ... seconds in between) before giving up; 0 gives up at the first interruption.
+        request_timeout: seconds to connect and to wait for each read, as ``requests`` takes
+            it (one number for both, or ``(connect, read)``), for every request of the client.
 
     Returns:
         The dataset version number that was downloaded (Kaggle's current version, asked for
@@ -109,7 +115,7 @@ def download_kaggle_zip(
     owner, name = split_dataset_slug(dataset)
     archive_path = Path(archive_path)
     partial = partial_path(archive_path)
-    with _translated_errors(dataset):
+    with _translated_errors(dataset, request_timeout), _default_timeout(request_timeout):
         api = _authenticated_api()
         from kagglesdk.datasets.types.dataset_api_service import (
             ApiDownloadDatasetRequest,
@@ -135,7 +141,8 @@ def download_kaggle_zip(
             try:
                 with _interrupted_transfer_errors(dataset, partial):
                     api.download_file(response, str(partial), client.http_client(), quiet=False,
-                                      resume=True, max_retries=max_retries)
+                                      resume=True, max_retries=max_retries,
+                                      timeout=request_timeout)
             finally:
                 response.close()
     if not is_readable_zip(partial):
@@ -200,7 +207,32 @@ def _config_dir() -> Path:
 
 
 @contextlib.contextmanager
-def _translated_errors(dataset: str) -> Iterator[None]:
+def _default_timeout(timeout: float | tuple[float, float]) -> Iterator[None]:
+    """Give every ``requests`` call without a timeout this one, while the block runs.
+
+    The kaggle client sends its API calls (the token check while authenticating included)
+    through sessions it creates itself, with no timeout and no way to pass one; wrapping
+    ``Session.send`` for the download is the one place that reaches them all. Calls that pass
+    their own timeout (the client's resumed transfers) keep it.
+    """
+    import requests
+
+    original = requests.Session.send
+
+    def send(session, request, **kwargs):
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = timeout
+        return original(session, request, **kwargs)
+
+    requests.Session.send = send
+    try:
+        yield
+    finally:
+        requests.Session.send = original
+
+
+@contextlib.contextmanager
+def _translated_errors(dataset: str, timeout: float | tuple[float, float]) -> Iterator[None]:
     """Turn the client's HTTP and network errors into one-sentence ``KaggleDownloadError``s."""
     import requests
 
@@ -211,9 +243,16 @@ def _translated_errors(dataset: str) -> Iterator[None]:
     except (requests.ConnectionError, requests.Timeout) as error:
         request = getattr(error, "request", None)
         host = urlsplit(request.url).netloc if request is not None and request.url else ""
+        where = f" at {host}" if host else ""
+        if isinstance(error, requests.Timeout):
+            seconds = max(timeout) if isinstance(timeout, tuple) else timeout
+            raise KaggleDownloadError(
+                f"Kaggle{where} did not answer within {seconds:g} s: check the network "
+                "connection or proxy settings (HTTPS_PROXY), or try again later."
+            ) from error
         raise KaggleDownloadError(
-            f"Could not reach Kaggle{f' at {host}' if host else ''}: check the network "
-            "connection or proxy settings (HTTPS_PROXY), then rerun."
+            f"Could not reach Kaggle{where}: check the network connection or proxy settings "
+            "(HTTPS_PROXY), then rerun."
         ) from error
 
 

@@ -11,7 +11,6 @@ training throughput against the same model fed from memory.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +23,7 @@ import tensorflow as tf
 
 from pixelflip.config.checks import check_integer
 from pixelflip.data.prepare import SPLITS
+from pixelflip.stage.inputs import InputFileError, load_npy_input, read_json_input, rebuild_hint
 
 if TYPE_CHECKING:  # only for annotations: the loaders read any object's ``epoch``
     from pixelflip.training.epochs import EpochClock
@@ -32,9 +32,11 @@ if TYPE_CHECKING:  # only for annotations: the loaders read any object's ``epoch
 def load_classes(prepared_dir: str | os.PathLike) -> list[str]:
     """Class names of a prepared dataset; label ``i`` means ``classes[i]``."""
     path = Path(prepared_dir) / "classes.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; run the validate stage to prepare data.")
-    return list(json.loads(path.read_text()))
+    classes = read_json_input(path)
+    if not (isinstance(classes, list) and all(isinstance(name, str) for name in classes)):
+        raise InputFileError(f"{path} holds {type(classes).__name__} where a list of class names "
+                             f"was expected; {rebuild_hint(path)}.")
+    return classes
 
 
 def load_split(prepared_dir: str | os.PathLike, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -45,12 +47,12 @@ def load_split(prepared_dir: str | os.PathLike, split: str) -> tuple[np.ndarray,
         (N, H, W, C); labels int64 class indices, shape (N,).
     """
     images_path, labels_path = _split_paths(prepared_dir, split)
-    images = np.load(images_path, mmap_mode="r")
-    labels = np.load(labels_path).astype(np.int64, copy=False)
+    images = load_npy_input(images_path, mmap_mode="r")
+    labels = load_npy_input(labels_path).astype(np.int64, copy=False)
     if len(images) != len(labels):
-        raise ValueError(
+        raise InputFileError(
             f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} "
-            f"labels; rerun the validate stage."
+            f"labels; {rebuild_hint(images_path)}."
         )
     return images, labels
 
@@ -58,7 +60,7 @@ def load_split(prepared_dir: str | os.PathLike, split: str) -> tuple[np.ndarray,
 def dataset_size(prepared_dir: str | os.PathLike, split: str) -> int:
     """Number of images in a split, read from the array header without loading the data."""
     _, labels_path = _split_paths(prepared_dir, split)
-    return int(np.load(labels_path, mmap_mode="r").shape[0])
+    return int(load_npy_input(labels_path, mmap_mode="r").shape[0])
 
 
 def make_dataset(
@@ -163,10 +165,4 @@ def _split_paths(prepared_dir: str | os.PathLike, split: str) -> tuple[Path, Pat
     if split not in SPLITS:
         raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}.")
     prepared_dir = Path(prepared_dir)
-    paths = (prepared_dir / f"{split}_images.npy", prepared_dir / f"{split}_labels.npy")
-    for path in paths:
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{path} does not exist; run the validate stage to prepare data."
-            )
-    return paths
+    return prepared_dir / f"{split}_images.npy", prepared_dir / f"{split}_labels.npy"

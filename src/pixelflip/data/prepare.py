@@ -19,6 +19,7 @@ The settings come grouped as value objects, each checking its fields when built:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -148,7 +149,7 @@ def prepare_dataset(
                 archive_path, members, staging, inspection, workers, progress
             )
         classes, labels = _label_images(archive_path, rows, used_rows, excluded)
-        split_positions = _stratified_split(labels, split, random_state)
+        split_positions = _stratified_split(labels, classes, split, random_state)
         for name, positions in split_positions.items():
             for position in positions:
                 rows[used_rows[position]]["split"] = name
@@ -219,26 +220,29 @@ def _inspect_members(
     """
     rows, used_rows = [], []
     first_path_of: dict[str, str] = {}
-    stream = scan_members(archive_path, members, settings, workers=workers)
-    for member, record, image in tqdm(
-        stream, total=len(members), desc="inspect", unit="file", disable=not progress
-    ):
-        row = {"path": member.path, "label": member.label, **record, "split": ""}
-        if not member.label and record["status"] != "skipped":
-            row.update(status="skipped", reason="not in a class folder")
-            image = None
-        elif image is not None:
-            # Members arrive sorted by path, so the first copy seen is the one kept.
-            if record["sha256"] in first_path_of:
-                original = first_path_of[record["sha256"]]
-                row.update(status="quarantined", reason=f"duplicate of: {original}")
+    # Closed on the way out, error or interrupt included, so the worker pool is stopped before
+    # the caller removes the folder the staging file is in, not whenever the generator is freed.
+    stream = contextlib.closing(scan_members(archive_path, members, settings, workers=workers))
+    with stream as scanned, tqdm(
+        scanned, total=len(members), desc="inspect", unit="file", disable=not progress
+    ) as bar:
+        for member, record, image in bar:
+            row = {"path": member.path, "label": member.label, **record, "split": ""}
+            if not member.label and record["status"] != "skipped":
+                row.update(status="skipped", reason="not in a class folder")
                 image = None
-            else:
-                first_path_of[record["sha256"]] = member.path
-        if image is not None:
-            staging.write(np.ascontiguousarray(image).tobytes())
-            used_rows.append(len(rows))
-        rows.append(row)
+            elif image is not None:
+                # Members arrive sorted by path, so the first copy seen is the one kept.
+                if record["sha256"] in first_path_of:
+                    original = first_path_of[record["sha256"]]
+                    row.update(status="quarantined", reason=f"duplicate of: {original}")
+                    image = None
+                else:
+                    first_path_of[record["sha256"]] = member.path
+            if image is not None:
+                staging.write(np.ascontiguousarray(image).tobytes())
+                used_rows.append(len(rows))
+            rows.append(row)
     return rows, used_rows
 
 
@@ -289,7 +293,7 @@ def _write_split(
 
 
 def _stratified_split(
-    labels: np.ndarray, settings: SplitSettings, random_state: int
+    labels: np.ndarray, class_names: list[str], settings: SplitSettings, random_state: int
 ) -> dict[str, np.ndarray]:
     """Positions into ``labels`` for each split, each sorted (so arrays keep archive order).
 
@@ -313,11 +317,14 @@ def _stratified_split(
     classes, class_counts = np.unique(labels, return_counts=True)
     too_small = {split: size for split, size in sizes.items() if size < len(classes)}
     if too_small or class_counts.min() < len(SPLITS):
+        # Name every class: a surprise class (a subfolder taken for one) shows up here.
+        per_class = {class_names[label]: int(n) for label, n in zip(classes, class_counts)}
         raise ValueError(
             f"Cannot make a stratified train/val/test split of {count} usable images in "
-            f"{len(classes)} classes (smallest class: {class_counts.min()} images; split sizes "
-            f"{sizes}) with val_fraction={val_fraction} and test_fraction={test_fraction}; add "
-            "more images per class or change the fractions so every split can hold each class."
+            f"{len(classes)} classes (images per class: {per_class}; split sizes {sizes}) with "
+            f"val_fraction={val_fraction} and test_fraction={test_fraction}; a class is the "
+            "folder an image sits in directly, so add images to the small classes, change the "
+            "fractions, or leave a class out with data.classes."
         )
     rng = np.random.default_rng(random_state)
     members = {label: rng.permutation(np.flatnonzero(labels == label)) for label in classes}

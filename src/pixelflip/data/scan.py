@@ -13,8 +13,13 @@ runs threads (TensorFlow, OpenCV's pool, a test runner) can deadlock the child.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
+import contextlib
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
@@ -32,6 +37,8 @@ from pixelflip.data.inspect import COLOR_MODES, blank_record, inspect_image_byte
 CHUNK_SIZE = 32
 _CHUNKS_IN_FLIGHT_PER_WORKER = 4
 DEFAULT_MAX_PIXELS = 40_000_000
+# prctl(2) option: the signal a process receives when its parent dies (Linux).
+_PR_SET_PDEATHSIG = 1
 
 _worker_archive: zipfile.ZipFile | None = None
 
@@ -104,10 +111,13 @@ def scan_members(
     paths = [member.path for member in members]
     chunks = [paths[start : start + CHUNK_SIZE] for start in range(0, len(paths), CHUNK_SIZE)]
     position = 0
-    for chunk_results in _run_chunks(str(archive_path), chunks, settings, workers):
-        for record, image in chunk_results:
-            yield members[position], record, image
-            position += 1
+    # Closing this generator (or an error in its consumer) closes the chunk stream at once,
+    # which stops the worker pool, instead of leaving that to garbage collection.
+    with contextlib.closing(_run_chunks(str(archive_path), chunks, settings, workers)) as stream:
+        for chunk_results in stream:
+            for record, image in chunk_results:
+                yield members[position], record, image
+                position += 1
 
 
 def _run_chunks(archive_path: str, chunks: list[list[str]], settings, workers: int):
@@ -122,24 +132,54 @@ def _run_chunks(archive_path: str, chunks: list[list[str]], settings, workers: i
 
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    with context.Pool(
-        min(workers, len(chunks)), initializer=_open_worker_archive, initargs=(archive_path,)
-    ) as pool:
+    # concurrent.futures, not multiprocessing.Pool: a Pool whose worker died mid-read (a SIGTERM
+    # sent to the whole process group) can hang forever in terminate(); this executor notices
+    # dead workers and its shutdown never waits on them.
+    executor = concurrent.futures.ProcessPoolExecutor(
+        min(workers, len(chunks)), mp_context=context, initializer=_open_worker_archive,
+        initargs=(archive_path,),
+    )
+    try:
         pending: collections.deque = collections.deque()
         limit = workers * _CHUNKS_IN_FLIGHT_PER_WORKER
         for chunk in chunks:
             if len(pending) >= limit:
-                yield pending.popleft().get()
-            pending.append(pool.apply_async(_inspect_chunk, (chunk, settings)))
+                yield pending.popleft().result()
+            pending.append(executor.submit(_inspect_chunk, chunk, settings))
         while pending:
-            yield pending.popleft().get()
+            yield pending.popleft().result()
+    finally:
+        # On an error or KeyboardInterrupt / SystemExit (how the stage frame delivers Ctrl-C
+        # and SIGTERM) the queued chunks are dropped; a running chunk (32 images) finishes,
+        # as the workers ignore SIGINT, and every worker exits before this returns.
+        executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _open_worker_archive(archive_path: str) -> None:
     global _worker_archive
+    _quiet_worker_signals()
     # One process per core already; OpenCV's own threads would only oversubscribe them.
     cv2.setNumThreads(1)
     _worker_archive = zipfile.ZipFile(archive_path)
+
+
+def _quiet_worker_signals() -> None:
+    """Make a pool worker leave stopping to its parent, and die with it.
+
+    Ctrl-C reaches every process of the group; the parent turns it into a clean shutdown that
+    terminates the pool, so a worker that raised KeyboardInterrupt itself would only print a
+    traceback. SIGTERM keeps its default, a silent exit, so killing the process group ends
+    the workers without a word. On Linux a worker is also sent SIGTERM when its parent process dies, so a killed
+    stage leaves no worker writing into a closed pipe (the source of BrokenPipe tracebacks).
+    """
+    if multiprocessing.parent_process() is None:
+        return  # inspecting in the stage's own process (workers=1): its handlers stay
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _close_worker_archive() -> None:

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +30,8 @@ import numpy as np
 
 from pixelflip import __version__
 from pixelflip.data import kaggle
-from pixelflip.data.archive import IGNORED_FOLDERS, class_of, is_image_name, read_class_members
+from pixelflip.data.archive import ArchiveLimits, class_of, is_image_name, read_class_members
+from pixelflip.data.folder_source import folder_files
 from pixelflip.stage.files import atomic_path, write_json
 
 SOURCES = ("mnist", "folder", "kaggle")
@@ -45,11 +47,13 @@ _EXPECTED_FOLDER = (
 
 @dataclass(frozen=True)
 class _Entry:
-    """A file to put in the raw archive: its member name, size and how to read it."""
+    """A file to put in the raw archive: its member name, size, how to read it and, for error
+    messages, where it comes from."""
 
     name: str
     size: int
     open: Callable[[], BinaryIO]
+    origin: str = ""
 
 
 def download_source(
@@ -59,6 +63,7 @@ def download_source(
     path: str | os.PathLike | None = None,
     dataset: str | None = None,
     download_retries: int = 5,
+    limits: ArchiveLimits = ArchiveLimits(),
 ) -> dict:
     """Write ``raw_dir/<name>.zip`` and ``raw_dir/source.json`` for one image source.
 
@@ -76,6 +81,9 @@ def download_source(
             recorded version stays pinned; delete the zip to fetch Kaggle's current version.
         download_retries: ``kaggle`` only: how often an interrupted transfer is resumed within
             this call before giving up (a later call resumes it too when the server allows).
+        limits: the zip-bomb limits (``validate.max_compression_ratio`` and
+            ``validate.max_uncompressed_gb``) applied to every archive read here: a zip given
+            as the folder source and the written raw archive, for every source.
 
     Returns:
         The record written to ``source.json``: source, path (folder only), dataset and version
@@ -84,8 +92,11 @@ def download_source(
         created_by.
 
     Raises:
-        ValueError: for an unknown source, a folder source that is missing, empty or has fewer
-            than 2 classes, or a dataset that is not ``owner/name``.
+        ValueError: for an unknown source, a folder source that is missing, empty, has fewer
+            than 2 classes, holds images both in a folder and in its subfolder, a symbolic link
+            that leaves it (or any folder link), or (a zip) a damaged member; or a dataset that
+            is not ``owner/name``.
+        UnsafeArchiveError (a ValueError): an archive beyond ``limits`` or with path traversal.
         kaggle.KaggleDownloadError (a ValueError): a Kaggle download that failed for a reason
             the message explains (credentials, rules, unknown dataset, network).
     """
@@ -93,7 +104,7 @@ def download_source(
         raise ValueError(f"Unknown data source {source!r}; allowed values are {list(SOURCES)}.")
     raw_dir = Path(raw_dir)
     if source == "kaggle":
-        return _download_kaggle(raw_dir, dataset, download_retries)
+        return _download_kaggle(raw_dir, dataset, download_retries, limits)
 
     with contextlib.ExitStack() as stack:
         if source == "mnist":
@@ -101,17 +112,19 @@ def download_source(
         else:
             if path is None:
                 raise ValueError(f"The 'folder' source needs a path; {_EXPECTED_FOLDER}, got None.")
-            name, entries = _folder_entries(Path(path), stack)
+            name, entries = _folder_entries(Path(path), stack, limits)
         archive_path = raw_dir / f"{name}.zip"
         with atomic_path(archive_path) as temporary:
             _write_zip(entries, temporary)
     _remove_stale_archives(raw_dir, keep=archive_path)
     kaggle.remove_partial_downloads(raw_dir)
     described = {"source": source, **({"path": str(path)} if source == "folder" else {})}
-    return _write_record(raw_dir, archive_path, described)
+    return _write_record(raw_dir, archive_path, described, limits)
 
 
-def _download_kaggle(raw_dir: Path, dataset: str | None, download_retries: int) -> dict:
+def _download_kaggle(
+    raw_dir: Path, dataset: str | None, download_retries: int, limits: ArchiveLimits
+) -> dict:
     """The ``kaggle`` source: reuse an intact earlier download, else download the zip."""
     if dataset is None:
         raise ValueError("The 'kaggle' source needs a dataset slug owner/name, got None.")
@@ -135,7 +148,7 @@ def _download_kaggle(raw_dir: Path, dataset: str | None, download_retries: int) 
     raw_dir.mkdir(parents=True, exist_ok=True)
     version = kaggle.download_kaggle_zip(dataset, archive_path, max_retries=download_retries)
     described = {"source": "kaggle", "dataset": dataset, "version": version}
-    return _write_record(raw_dir, archive_path, described)
+    return _write_record(raw_dir, archive_path, described, limits)
 
 
 def _is_intact_kaggle_download(previous: dict | None, archive_path: Path, dataset: str) -> bool:
@@ -159,13 +172,15 @@ def _read_record(raw_dir: Path) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def _write_record(raw_dir: Path, archive_path: Path, described: dict) -> dict:
+def _write_record(
+    raw_dir: Path, archive_path: Path, described: dict, limits: ArchiveLimits
+) -> dict:
     """Count the archive's members, write ``source.json`` and return it.
 
     Counting the written archive (not the inputs) gives every source the same definition of an
     image: a file with an image extension inside a class folder.
     """
-    members = read_class_members(archive_path)
+    members = read_class_members(archive_path, limits=limits)
     class_counts = Counter(
         member.label for member in members if member.label and is_image_name(member.path)
     )
@@ -214,7 +229,9 @@ def _mnist_entries() -> list[_Entry]:
     return entries
 
 
-def _folder_entries(path: Path, stack: contextlib.ExitStack) -> tuple[str, list[_Entry]]:
+def _folder_entries(
+    path: Path, stack: contextlib.ExitStack, limits: ArchiveLimits
+) -> tuple[str, list[_Entry]]:
     """Archive name and entries for a folder (or zip) of class folders.
 
     ``stack`` keeps a source zip open until the new archive is written, so each member is
@@ -223,23 +240,18 @@ def _folder_entries(path: Path, stack: contextlib.ExitStack) -> tuple[str, list[
     if not path.exists():
         raise ValueError(f"Folder source path {str(path)!r} does not exist; {_EXPECTED_FOLDER}.")
     if path.is_dir():
-        files = sorted(
-            (
-                file
-                for file in path.rglob("*")
-                if file.is_file() and not set(file.relative_to(path).parts) & set(IGNORED_FOLDERS)
-            ),
-            key=lambda file: file.relative_to(path).as_posix(),  # the order zip members sort in
-        )
+        files = folder_files(path)
         sources = [file.relative_to(path).as_posix() for file in files]
         sizes = [file.stat().st_size for file in files]
         openers = [functools.partial(open, file, "rb") for file in files]
+        origins = [f"file {file}" for file in files]
     elif zipfile.is_zipfile(path):
-        members = read_class_members(path)
+        members = read_class_members(path, limits=limits)
         archive = stack.enter_context(zipfile.ZipFile(path))
         sources = [member.path for member in members]
         sizes = [member.size for member in members]
         openers = [lambda name=member.path: archive.open(name) for member in members]
+        origins = [f"member {member.path!r} of the folder source zip {path}" for member in members]
     else:
         raise ValueError(
             f"Folder source path {str(path)!r} is neither a folder nor a zip; {_EXPECTED_FOLDER}."
@@ -249,6 +261,7 @@ def _folder_entries(path: Path, stack: contextlib.ExitStack) -> tuple[str, list[
         raise ValueError(f"Folder source {str(path)!r} contains no files; {_EXPECTED_FOLDER}.")
     labels = [class_of(source) for source in sources]
     is_image = [is_image_name(source) for source in sources]
+    _check_no_nested_classes(path, [source for source, image in zip(sources, is_image) if image])
     image_classes = sorted({label for label, image in zip(labels, is_image) if label and image})
     if len(image_classes) < 2:
         found = ", ".join(image_classes) if image_classes else "none"
@@ -260,10 +273,32 @@ def _folder_entries(path: Path, stack: contextlib.ExitStack) -> tuple[str, list[
 
     names = _unique_member_names(sources)
     entries = [
-        _Entry(name=name, size=size, open=opener)
-        for name, size, opener in zip(names, sizes, openers)
+        _Entry(name=name, size=size, open=opener, origin=origin)
+        for name, size, opener, origin in zip(names, sizes, openers, origins)
     ]
     return (path.stem if path.is_file() else path.name), entries
+
+
+def _check_no_nested_classes(path: Path, image_sources: list[str]) -> None:
+    """Refuse images both in a folder and in a folder below it (``Cat/1.jpg``, ``Cat/sub/2.jpg``).
+
+    A file's class is the folder it sits in directly (so wrapper folders such as
+    ``PetImages/Cat`` work), which would make ``sub`` a class of its own, separate from ``Cat``:
+    almost never what the person who made the folder meant, so it is refused, not guessed.
+    """
+    folders = sorted({PurePosixPath(source).parent for source in image_sources})
+    holding_images = set(folders)
+    for folder in folders:
+        # Images at the top level are outside every class and skipped, not a class to nest in.
+        parent = next((above for above in folder.parents
+                       if above in holding_images and str(above) != "."), None)
+        if parent is not None:
+            raise ValueError(
+                f"Folder source {str(path)!r} has images both in {parent}/ and in its subfolder "
+                f"{folder}/; a file's class is the folder it sits in directly, so {folder.name!r} "
+                f"would become a class of its own: move its images into {parent}/ or into a "
+                "class folder beside it."
+            )
 
 
 def _unique_member_names(source_names: list[str]) -> list[str]:
@@ -302,5 +337,11 @@ def _write_zip(entries: list[_Entry], path: Path) -> None:
             info.compress_type = zipfile.ZIP_STORED
             info.external_attr = 0o644 << 16
             info.file_size = entry.size
-            with entry.open() as source, archive.open(info, "w") as target:
-                shutil.copyfileobj(source, target, _CHUNK_BYTES)
+            try:
+                with entry.open() as source, archive.open(info, "w") as target:
+                    shutil.copyfileobj(source, target, _CHUNK_BYTES)
+            except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+                raise ValueError(
+                    f"Cannot read {entry.origin} ({error}); replace the damaged file (re-download "
+                    "or re-pack the zip) and rerun `dvc repro download`."
+                ) from error

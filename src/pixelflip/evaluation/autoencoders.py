@@ -22,6 +22,7 @@ import keras
 
 from pixelflip.config.checks import check_integer, check_non_negative
 from pixelflip.evaluation.training_set import check_training_set, to_unit_float
+from pixelflip.stage.inputs import check_model_file
 
 
 def build_autoencoder(
@@ -174,8 +175,10 @@ def save_class_autoencoders(autoencoders: Mapping[int, keras.Model],
 
 def load_class_autoencoders(folder: str | os.PathLike, num_classes: int) -> dict[int, keras.Model]:
     """The autoencoders :func:`save_class_autoencoders` wrote for classes 0..num_classes-1."""
-    return {index: keras.saving.load_model(_autoencoder_file(Path(folder), index))
-            for index in range(check_integer("num_classes", num_classes, minimum=1))}
+    files = [_autoencoder_file(Path(folder), index)
+             for index in range(check_integer("num_classes", num_classes, minimum=1))]
+    return {index: keras.saving.load_model(check_model_file(file))
+            for index, file in enumerate(files)}
 
 
 def _autoencoder_file(folder: Path, class_index: int) -> Path:

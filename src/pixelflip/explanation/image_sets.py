@@ -9,7 +9,6 @@ to one method's settings reruns neither the choice nor the other stage.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from pixelflip.config.checks import check_integer
 from pixelflip.explanation.inputs import predict_probabilities
 from pixelflip.explanation.targets import resolve_targets
 from pixelflip.stage.files import atomic_path, write_json
+from pixelflip.stage.inputs import load_npz_input, read_json_input
 
 # "sampled": the images chosen by the seed, explained towards counterfactuals.target;
 # "misclassified": the model's mistakes, explained towards their true label.
@@ -142,7 +142,7 @@ def load_image_sets(folder: str | os.PathLike) -> list[ExplainedSet]:
     says what to run.
     """
     folder = Path(folder)
-    names = json.loads((folder / SETS_JSON).read_text()) if (folder / SETS_JSON).exists() else {}
+    names = read_json_input(folder / SETS_JSON) if (folder / SETS_JSON).exists() else {}
     missing = [name for name in IMAGE_SETS if name not in names
                or not (folder / f"{name}.npz").exists()]
     if missing:
@@ -150,8 +150,8 @@ def load_image_sets(folder: str | os.PathLike) -> list[ExplainedSet]:
                          "choose the images to explain")
     sets = []
     for name in IMAGE_SETS:
-        with np.load(folder / f"{name}.npz", allow_pickle=False) as stored:
-            sets.append(ExplainedSet(name, *(stored[field] for field in _SET_FIELDS)))
+        stored = load_npz_input(folder / f"{name}.npz", fields=_SET_FIELDS)
+        sets.append(ExplainedSet(name, *(stored[field] for field in _SET_FIELDS)))
     return sets
 
 

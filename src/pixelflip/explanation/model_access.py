@@ -7,6 +7,10 @@ arrays or a remote prediction service. :func:`as_prediction_model` turns the lat
 :class:`PredictionModel`, which :func:`pixelflip.explanation.inputs.validate_explain_inputs`,
 :func:`pixelflip.explanation.inputs.predict_probabilities` and :func:`pixelflip.counterfactuals.result.build_result` use as
 they use a Keras model.
+
+Every method explains a Keras model in float32: :func:`check_float32_model` refuses one whose
+layers compute in half precision (a model trained with ``train.mixed_precision``), which
+:func:`pixelflip.models.loading.load_classifier` loads in float32.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
+
+from pixelflip.models.loading import reduced_precision_layers
 
 
 class PredictionModel:
@@ -95,3 +101,31 @@ def as_prediction_model(model, images, *, fill_value: float):
             "or an object with predict(images) -> (N, K) probabilities."
         )
     return PredictionModel(model, np.shape(images)[1:], fill_value)
+
+
+def check_float32_model(model) -> None:
+    """Refuse a ``keras.Model`` with layers that compute in half precision.
+
+    Explanations are not computed in bfloat16 or float16: gradients and feature maps of half-
+    precision layers keep about three significant digits, too few for the logit margins, the
+    small pixel changes and the probabilities near 0 and 1 that the methods compare, and
+    casting the output to float32 would hide that rather than fix it. Other models (see
+    :class:`PredictionModel`) are only asked for scores, which are taken as float32.
+
+    Raises
+    ------
+    ValueError
+        If any layer of ``model`` (nested ones included) computes in bfloat16 or float16; the
+        message names the layers' dtype policies and the fix.
+    """
+    if not isinstance(model, keras.Model):
+        return
+    layers = reduced_precision_layers(model)
+    if layers:
+        policies = sorted(set(layers.values()))
+        raise ValueError(
+            f"model {model.name!r} has {len(layers)} layers with dtype policy "
+            f"{' or '.join(policies)} (e.g. {next(iter(layers))!r}); explanations are computed "
+            "in float32: load the model with pixelflip.models.load_classifier(path), or convert "
+            "it with pixelflip.models.loading.with_compute_dtype(model, 'float32')."
+        )

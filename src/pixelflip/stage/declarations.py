@@ -27,7 +27,8 @@ class StageDeclaration:
     """One stage of ``dvc.yaml``, ``foreach`` expanded.
 
     ``params`` are dotted keys as declared (``seed``, ``train``, ``attention.se``): a key covers
-    everything below it. ``deps`` and ``outs`` are paths relative to the project root; ``outs``
+    everything below it; ``all_params`` is True for a stage that declares the whole of
+    params.yaml (``- params.yaml:``, the check stage). ``deps`` and ``outs`` are paths relative to the project root; ``outs``
     includes the stage's metrics and plots files.
     """
 
@@ -36,6 +37,7 @@ class StageDeclaration:
     params: tuple[str, ...]
     deps: tuple[str, ...]
     outs: tuple[str, ...]
+    all_params: bool = False
 
 
 def read_declarations(root: str | Path) -> dict[str, StageDeclaration]:
@@ -97,13 +99,20 @@ def _declaration(name: str, stage: dict, item: Any) -> StageDeclaration:
 
     outs = [text(_path_of(entry)) for section in ("outs", "metrics", "plots")
             for entry in stage.get(section) or []]
+    entries = stage.get("params") or []
     return StageDeclaration(
         name=name,
         command=text(stage["cmd"]),
-        params=tuple(text(_param_key(name, entry)) for entry in stage.get("params") or []),
+        params=tuple(text(_param_key(name, entry)) for entry in entries
+                     if entry != _WHOLE_PARAMS_FILE),
         deps=tuple(text(_path_of(entry)) for entry in stage.get("deps") or []),
         outs=tuple(outs),
+        all_params=_WHOLE_PARAMS_FILE in entries,
     )
+
+
+# DVC's spelling of "every key of params.yaml": the file's name with no list of keys.
+_WHOLE_PARAMS_FILE = {"params.yaml": None}
 
 
 def _param_key(stage: str, entry: Any) -> str:

@@ -1,14 +1,18 @@
 """The frame every stage script runs in: params, MLflow child run, and clean errors.
 
 A stage script is ``run_stage("train", main)``: the params ``main`` may read, and those logged to
-MLflow, are the ones the stage declares in ``dvc.yaml``. Parameters are checked before any work; bad input (a bad parameter, unusable data) ends the stage with one line on
-stderr naming the problem and exit status 2, never a traceback. ``PIXELFLIP_DEBUG=1`` shows the
-traceback for engineers chasing a bug.
+MLflow, are the ones the stage declares in ``dvc.yaml``. Parameters are checked before any work;
+bad input (a bad parameter, unusable data, a full disk) ends the stage with one line on stderr
+naming the problem and exit status 2, never a traceback; Ctrl-C or ``kill`` ends it with one line
+and status 128 + the signal number, after the temporary files are removed and the MLflow run is marked. A stage script
+refuses to run from another folder than the project root, and answers ``--help``.
+``PIXELFLIP_DEBUG=1`` shows the traceback for engineers chasing a bug.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 import traceback
@@ -20,10 +24,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from pixelflip.config.declared import DeclaredParams, UndeclaredParamError, declared_values
 from pixelflip.config.knobs import ParamsError
 from pixelflip.config.params import load_params
+from pixelflip.stage.console import (
+    EXIT_BAD_INPUT,
+    StageInterrupted,
+    answer_help,
+    environment_problem,
+    fail,
+    interrupt_on_termination,
+    require_project_root,
+)
 from pixelflip.stage.declarations import stage_declaration
+from pixelflip.stage.params_check import params_file
 from pixelflip.tracking.runs import project_root, stage_run
 
-EXIT_BAD_INPUT = 2
+__all__ = ["EXIT_BAD_INPUT", "StageError", "run_stage", "stage_argument"]
 
 
 class StageError(ValueError):
@@ -44,27 +58,44 @@ def run_stage(stage: str, body: Callable[[DeclaredParams], None], *,
     root = project_root()
     started = time.perf_counter()
     try:
-        params = load_params(root / "params.yaml")
         declared = stage_declaration(stage, root).params
+    except ValueError as error:
+        fail(stage, str(error))
+    answer_help(stage, declared, arguments=_foreach_argument(stage))
+    require_project_root(stage)
+    interrupt_on_termination()
+    try:
+        params = load_params(params_file(root))
         logged = declared_values(params, declared)
         with stage_run(stage, root=root, experiment=params.tracking.experiment,
                        uri=params.tracking.uri, enabled=params.tracking.enabled,
                        params=logged, log_system_metrics=log_system_metrics):
             body(DeclaredParams(params, declared, stage=stage))
     except UndeclaredParamError as error:
-        _fail(stage, f"dvc.yaml: {error}")
+        fail(stage, f"dvc.yaml: {error}")
     except ParamsError as error:
-        _fail(stage, f"params.yaml: {error}")
+        fail(stage, str(error))
     except (ValueError, FileNotFoundError) as error:
         if os.environ.get("PIXELFLIP_DEBUG"):
             traceback.print_exc()
-        _fail(stage, str(error) + _debug_hint())
+        fail(stage, str(error) + _debug_hint())
+    except OSError as error:
+        problem = environment_problem(error)
+        if problem is None:
+            raise
+        fail(stage, problem)
+    except (KeyboardInterrupt, StageInterrupted) as interrupt:
+        if not isinstance(interrupt, StageInterrupted):
+            interrupt = StageInterrupted(signal.SIGINT)  # Ctrl-C, as Python raises it
+        print(f"[{stage}] interrupted ({interrupt.signal_name}) after "
+              f"{time.perf_counter() - started:.1f} s; `dvc repro` runs it again", file=sys.stderr,
+              flush=True)
+        raise interrupt from None
     print(f"[{stage}] done in {time.perf_counter() - started:.1f} s", flush=True)
 
 
-def _fail(stage: str, message: str) -> None:
-    print(f"[{stage}] error: {message}", file=sys.stderr, flush=True)
-    sys.exit(EXIT_BAD_INPUT)
+def _foreach_argument(stage: str) -> str:
+    return "<item>" if "@" in stage else ""
 
 
 def _debug_hint() -> str:

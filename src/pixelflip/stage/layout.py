@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# The check stage's mark: its content never changes, so a checked edit of params.yaml reruns
+# only the stages that read the edited keys.
+PARAMS_CHECKED = Path("reports/params.checked")
 RAW_DIR = Path("data/raw")
 SOURCE_JSON = RAW_DIR / "source.json"
 PREPARED_DIR = Path("data/prepared")

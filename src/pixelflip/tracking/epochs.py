@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pixelflip.tracking.outage import tolerated
 from pixelflip.tracking.runs import log_metrics
 
 
@@ -143,8 +144,12 @@ def log_epoch_history(history: Mapping[str, list[float]]) -> list[int]:
     if run is None:
         return []
     client = MlflowClient()
-    logged = {point.step for key in history if key != "epoch"
-              for point in client.get_metric_history(run.info.run_id, key)}
+    logged = None
+    with tolerated("read the metric history"):
+        logged = {point.step for key in history if key != "epoch"
+                  for point in client.get_metric_history(run.info.run_id, key)}
+    if logged is None:  # the store failed; tracking is off now
+        return []
     missing = [(epoch, metrics) for epoch, metrics in rows if epoch not in logged]
     for epoch, metrics in missing:
         log_metrics(metrics, step=epoch)

@@ -15,7 +15,8 @@ So ``models:/pixelflip-classifier@best`` loads the model to serve, with
 ``mlflow.tensorflow.load_model`` (a Keras 3 model) or ``mlflow.pyfunc.load_model``.
 
 Every helper is a no-op returning None when no MLflow run is active, like those in
-:mod:`pixelflip.tracking`; without a run there is no store to write to.
+:mod:`pixelflip.tracking`; without a run there is no store to write to. Inside a stage run, a
+store that fails makes them return None too (see :mod:`pixelflip.tracking.outage`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from pixelflip.tracking.outage import tolerated
 from pixelflip.tracking.runs import (
     DATA_SHA256_TAG,
     EXP_NAME_TAG,
@@ -87,16 +89,18 @@ def log_keras_model(model: Any, name: str, input_example: Any, *,
 
     text_tags = {key: str(value) for key, value in (tags or {}).items()}
     signature = infer_signature(input_example, model.predict(input_example, verbose=0))
-    logged = mlflow.tensorflow.log_model(
-        model,
-        name=name,
-        signature=signature,
-        input_example=input_example,
-        pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}",
-                          "pixelflip"],
-        tags=text_tags or None,
-    )
-    if registered_model_name is None:
+    logged = None
+    with tolerated("log the model"):
+        logged = mlflow.tensorflow.log_model(
+            model,
+            name=name,
+            signature=signature,
+            input_example=input_example,
+            pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}",
+                              "pixelflip"],
+            tags=text_tags or None,
+        )
+    if registered_model_name is None or logged is None:
         return None
     return register_version(logged.model_uri, registered_model_name, tags=text_tags)
 
@@ -125,15 +129,18 @@ def register_version(model_uri: str, registered_model_name: str, *,
     if active is None:
         return None
     client = MlflowClient()
-    # Fetched now rather than read from `active`: that is a snapshot taken when the run started.
-    run_tags = client.get_run(active.info.run_id).data.tags
-    version_tags = {key: run_tags[key] for key in RUN_TAGS_ON_VERSIONS if key in run_tags}
-    version_tags.update({key: str(value) for key, value in (tags or {}).items()})
-    version = mlflow.register_model(model_uri, registered_model_name, tags=version_tags).version
-    if MODULE_TAG in version_tags:
-        client.set_registered_model_alias(registered_model_name,
-                                          f"latest-{version_tags[MODULE_TAG]}", version)
-    return str(version)
+    version = None
+    with tolerated("register the model"):
+        # Fetched now rather than read from `active`, a snapshot taken when the run started.
+        run_tags = client.get_run(active.info.run_id).data.tags
+        version_tags = {key: run_tags[key] for key in RUN_TAGS_ON_VERSIONS if key in run_tags}
+        version_tags.update({key: str(value) for key, value in (tags or {}).items()})
+        version = mlflow.register_model(model_uri, registered_model_name,
+                                        tags=version_tags).version
+        if MODULE_TAG in version_tags:
+            client.set_registered_model_alias(registered_model_name,
+                                              f"latest-{version_tags[MODULE_TAG]}", version)
+    return None if version is None else str(version)
 
 
 def update_best_alias(registered_model_name: str, *, metric: str = "val_accuracy",
@@ -174,12 +181,14 @@ def update_best_alias(registered_model_name: str, *, metric: str = "val_accuracy
     if mlflow.active_run() is None:
         return None
     client = MlflowClient()
-    scored = [(score, int(version.version)) for version in _search_all(client, query)
-              if (score := _score(version.tags.get(metric))) is not None]
-    if not scored:
-        return None
-    best = str(max(scored)[1])
-    client.set_registered_model_alias(registered_model_name, alias, best)
+    best = None
+    with tolerated("move the model alias"):
+        scored = [(score, int(version.version)) for version in _search_all(client, query)
+                  if (score := _score(version.tags.get(metric))) is not None]
+        if scored:
+            winner = str(max(scored)[1])
+            client.set_registered_model_alias(registered_model_name, alias, winner)
+            best = winner
     return best
 
 

@@ -30,6 +30,16 @@ from typing import Any
 
 from pixelflip.stage import layout
 from pixelflip.stage.files import read_json
+from pixelflip.tracking.liveness import end_dead_runs, ending_signals, process_tags
+from pixelflip.tracking.outage import failed, failure_error, tolerated, watching
+from pixelflip.tracking.store import (
+    URI_FROM_ENVIRONMENT,
+    lower_http_retries,
+    opening_errors,
+    probe_server,
+    store_lock,
+    tracking_errors,
+)
 
 PIPELINE_ID_TAG = "pixelflip.pipeline_id"
 STAGE_TAG = "pixelflip.stage"
@@ -145,6 +155,21 @@ def stage_run(stage: str, *, root: Path, experiment: str, uri: str | None, enabl
     sample is logged every :data:`SYSTEM_METRICS_INTERVAL_S` seconds (unless
     ``MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL`` says otherwise), so a stage shorter than that
     gets none. ``MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING=true`` turns the monitor on for every stage.
+
+    The store is made safe to share and to lose (see :mod:`~pixelflip.tracking.store`,
+    :mod:`~pixelflip.tracking.outage` and :mod:`~pixelflip.tracking.liveness`): a SQLite store
+    is opened under a file lock, a server is probed first, a store failing mid-stage switches
+    tracking off until the body is done, and a signal ends the runs as ``KILLED``.
+
+    Raises
+    ------
+    TrackingUnavailableError
+        Before the body runs, when the store cannot be opened (server unreachable, not an
+        MLflow server, unusable SQLite file).
+    TrackingFailedError
+        After the body finished, when the store failed while it ran.
+    StageInterrupted
+        When SIGTERM, SIGINT or SIGHUP stopped the stage (a ``SystemExit``, status 128 + signal).
     """
     if not enabled:
         yield None
@@ -152,28 +177,67 @@ def stage_run(stage: str, *, root: Path, experiment: str, uri: str | None, enabl
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    mlflow.set_tracking_uri(resolve_tracking_uri(uri, root))
-    client = MlflowClient()
-    experiment_id = _experiment_id(client, experiment, root)
-    tags = run_tags(root)
-    parent_id = _parent_run_id(client, experiment_id, tags)
-    status = "FAILED"
-    try:
+    tracking_uri = resolve_tracking_uri(uri, root)
+    from_environment = bool(os.environ.get(URI_FROM_ENVIRONMENT))
+    lower_http_retries(tracking_uri)
+    probe_server(tracking_uri, from_environment=from_environment)
+    mlflow.set_tracking_uri(tracking_uri)
+    with opening_errors(tracking_uri, from_environment=from_environment):
+        # Creating and migrating the store (which MlflowClient() does) and the get-or-create
+        # steps race between processes; one at a time.
+        with store_lock(tracking_uri):
+            client = MlflowClient()
+            experiment_id = _experiment_id(client, experiment, root)
+            end_dead_runs(client, experiment_id)
+            tags = run_tags(root)
+            parent_id = _parent_run_id(client, experiment_id, tags)
         with _system_metrics_sampling():
             # None rather than False, so that MLflow's own switch still works for other stages.
-            started = mlflow.start_run(experiment_id=experiment_id, run_name=stage,
-                                       parent_run_id=parent_id, tags={**tags, STAGE_TAG: stage},
-                                       log_system_metrics=True if log_system_metrics else None)
-        with started as run:
-            mlflow.log_params(params)
-            yield run
-            # Download is the stage that creates the archive; its digest exists only now.
-            digest = data_sha256(root)
-            if digest:
-                mlflow.set_tag(DATA_SHA256_TAG, digest)
-                client.set_tag(parent_id, DATA_SHA256_TAG, digest)
-        status = "FINISHED"
-    finally:
+            run = mlflow.start_run(experiment_id=experiment_id, run_name=stage,
+                                   parent_run_id=parent_id,
+                                   tags={**tags, STAGE_TAG: stage, **process_tags()},
+                                   log_system_metrics=True if log_system_metrics else None)
+    status = "FAILED"
+    with watching(tracking_uri, from_environment=from_environment):
+        try:
+            with ending_signals():
+                log_params(params)
+                yield run
+                # Download is the stage that creates the archive; its digest exists only now.
+                digest = data_sha256(root)
+                if digest:
+                    with tolerated("tag the data digest"):
+                        mlflow.set_tag(DATA_SHA256_TAG, digest)
+                        client.set_tag(parent_id, DATA_SHA256_TAG, digest)
+            status = "FINISHED"
+        except (KeyboardInterrupt, SystemExit):
+            status = "KILLED"
+            raise
+        finally:
+            _end_runs(client, run.info.run_id, parent_id, status)
+        error = failure_error()
+    if error is not None:
+        raise error
+
+
+def _end_runs(client: Any, run_id: str, parent_id: str, status: str) -> None:
+    """End the child run and the parent run in ``status``.
+
+    After a failure of the store the child was already ended locally; both runs are still
+    marked ``FAILED`` if the store answers again, silently, since the failure was reported.
+    """
+    import mlflow
+
+    with tolerated("end the run"):
+        active = mlflow.active_run()
+        if active is not None and active.info.run_id == run_id:
+            mlflow.end_run(status=status)
+    if failed():
+        with contextlib.suppress(*tracking_errors()):
+            for ended in (run_id, parent_id):
+                client.set_terminated(ended, status="FAILED")
+        return
+    with tolerated("end the pipeline's run"):
         client.set_terminated(parent_id, status=status, end_time=int(time.time() * 1000))
 
 
@@ -207,12 +271,21 @@ def _system_metrics_sampling() -> Iterator[None]:
 
 
 def _experiment_id(client: Any, name: str, root: Path) -> str:
+    from mlflow.exceptions import MlflowException
+
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
     # Artifacts beside the SQLite store, not in whatever folder a stage happened to run from.
     artifacts = (store_root(root) / "mlartifacts").as_uri()
-    return client.create_experiment(name, artifact_location=artifacts)
+    try:
+        return client.create_experiment(name, artifact_location=artifacts)
+    except MlflowException as error:
+        # A server has no lock of ours: another stage created it between the lookup and here.
+        experiment = client.get_experiment_by_name(name)
+        if error.error_code != "RESOURCE_ALREADY_EXISTS" or experiment is None:
+            raise
+        return experiment.experiment_id
 
 
 def _parent_run_id(client: Any, experiment_id: str, tags: dict[str, str]) -> str:
@@ -232,8 +305,9 @@ def log_params(params: Mapping[str, Any]) -> None:
     """Log ``params`` to the active run, if any."""
     import mlflow
 
-    if mlflow.active_run() is not None:
-        mlflow.log_params(dict(params))
+    if mlflow.active_run() is not None and params:
+        with tolerated("log params"):
+            mlflow.log_params(dict(params))
 
 
 def log_metrics(metrics: Mapping[str, Any], step: int | None = None) -> None:
@@ -248,7 +322,8 @@ def log_metrics(metrics: Mapping[str, Any], step: int | None = None) -> None:
                if isinstance(value, (int, float)) and not isinstance(value, bool)
                and not math.isnan(value)}
     if numeric:
-        mlflow.log_metrics(numeric, step=step)
+        with tolerated("log metrics"):
+            mlflow.log_metrics(numeric, step=step)
 
 
 def log_artifacts(path: str | os.PathLike, artifact_path: str | None = None) -> None:
@@ -258,7 +333,8 @@ def log_artifacts(path: str | os.PathLike, artifact_path: str | None = None) -> 
     if mlflow.active_run() is None:
         return
     path = Path(path)
-    if path.is_dir():
-        mlflow.log_artifacts(str(path), artifact_path=artifact_path)
-    elif path.exists():
-        mlflow.log_artifact(str(path), artifact_path=artifact_path)
+    with tolerated("log artifacts"):
+        if path.is_dir():
+            mlflow.log_artifacts(str(path), artifact_path=artifact_path)
+        elif path.exists():
+            mlflow.log_artifact(str(path), artifact_path=artifact_path)

@@ -25,6 +25,7 @@ from pixelflip.stage import layout
 from pixelflip.stage.files import atomic_path, read_json, write_json
 from pixelflip.tracking.epochs import epoch_callbacks, log_epoch_history
 from pixelflip.tracking.model_registry import log_keras_model
+from pixelflip.tracking.outage import failed as tracking_failed
 from pixelflip.tracking.runs import log_artifacts, log_metrics, log_params
 
 
@@ -122,7 +123,11 @@ def schedule_of(train: Any) -> Any:
 
 
 def train_and_save(model: Any, data: TrainingData, job: TrainingJob, *, strategy: Any) -> None:
-    """Fit ``model`` (resumably), measure it, write and register it, then drop the backups."""
+    """Fit ``model`` (resumably), measure it, write and register it, then drop the backups.
+
+    The backups stay when the MLflow store failed during the stage: the stage then ends with
+    an error and its rerun resumes from them instead of training again.
+    """
     backup_dir = layout.backup_dir(job.stage)
     history, metrics = fit_and_evaluate(
         model, data, phases=job.phases, learning_rate=job.learning_rate, strategy=strategy,
@@ -133,7 +138,13 @@ def train_and_save(model: Any, data: TrainingData, job: TrainingJob, *, strategy
                     model_path=job.model_path, metrics_path=job.metrics_path,
                     plots_dir=job.plots_dir, example_images=data.example_images,
                     registered_model=job.registered_model)
-    discard_backups(backup_dir)
+    if tracking_failed():
+        # The stage ends with the tracking error, so DVC reruns it: from these backups, which
+        # restore every finished phase, rather than by training again.
+        print(f"[{job.name}] keeping the backups in {backup_dir} for the rerun, since the "
+              "MLflow run is not recorded", flush=True)
+    else:
+        discard_backups(backup_dir)
 
 
 def load_training_data(prepared_dir: Path, *, batch_size: int, random_state: int,

@@ -1,12 +1,19 @@
 """params.yaml loads into typed objects; every kind of bad value is named in one line."""
 
+import dataclasses
 import re
+import typing
 
 import pytest
 from support.project import ROOT
 
 from pixelflip.config.knobs import ParamsError
 from pixelflip.config.params import Params, load_params
+
+
+def load_partial(path):
+    """The params of a file that holds only the keys a test is about, the rest defaults."""
+    return load_params(path, partial=True)
 
 
 def write(tmp_path, text):
@@ -21,7 +28,7 @@ def test_shipped_params_file_equals_the_defaults():
 
 
 def test_values_are_typed(tmp_path):
-    params = load_params(write(tmp_path, "train:\n  epochs: 3\n  learning_rate: 1\n"))
+    params = load_partial(write(tmp_path, "train:\n  epochs: 3\n  learning_rate: 1\n"))
     assert params.train.epochs == 3
     assert isinstance(params.train.learning_rate, float)
     assert params.attention.modules == ["se", "cbam", "pam", "gc"]
@@ -66,17 +73,24 @@ def test_values_are_typed(tmp_path):
     ("train:\n  augment:\n    elastic_strength: 2\n", "elastic_strength = 2.0 is out of range"),
     ("attention:\n  frozen_epochs: 5\n  epochs: 3\n", "attention.frozen_epochs = 5 is more than"),
     ("attention:\n  placement: block2\n", "attention.placement must be a non-empty list"),
+    ("train:\n  epochs: 3\n  epochs: 4\n", "line 3: key 'epochs' appears twice (first at line 2)"),
+    ("train:\n  epochs: 3\nseed: 1\ntrain:\n  batch_size: 8\n",
+     "line 4: key 'train' appears twice (first at line 1)"),
+    ("", "is empty"),
+    ("# only a comment\n", "is empty"),
+    ("- a list\n", "must be a mapping of sections to values"),
 ])
 def test_bad_values_name_the_key_and_what_is_allowed(tmp_path, text, expected):
     with pytest.raises(ParamsError) as caught:
-        load_params(write(tmp_path, text))
+        load_partial(write(tmp_path, text))
     message = str(caught.value)
+    assert message.startswith(str(tmp_path / "params.yaml"))
     assert expected in message
     assert "\n" not in message
 
 
 def test_nested_sections_and_mappings_are_typed(tmp_path):
-    params = load_params(write(tmp_path, (
+    params = load_partial(write(tmp_path, (
         "data:\n  source: kaggle\n  classes: {Cat: cat, Dog: dog}\n"
         "  kaggle:\n    dataset: owner/pets\n"
         "train:\n  augment:\n    horizontal_flip: true\n")))
@@ -92,7 +106,7 @@ def test_missing_file_says_where_to_run(tmp_path):
 
 
 def test_backbone_weights_and_placement_are_typed(tmp_path):
-    params = load_params(write(tmp_path, (
+    params = load_partial(write(tmp_path, (
         "train:\n  backbone: mobilenet_v2\n  weights: imagenet\n  input_size: 64\n"
         "  class_weight: balanced\n  mixed_precision: true\n"
         "attention:\n  placement: [block_6_expand_relu, out_relu]\n  frozen_epochs: 4\n")))
@@ -104,11 +118,11 @@ def test_backbone_weights_and_placement_are_typed(tmp_path):
 
 
 def test_each_attention_module_has_its_own_section(tmp_path):
-    params = load_params(write(tmp_path, "attention:\n  pam:\n    reduction_ratio: 4\n"))
+    params = load_partial(write(tmp_path, "attention:\n  pam:\n    reduction_ratio: 4\n"))
     assert params.attention.module("pam").reduction_ratio == 4
     assert params.attention.module("se").reduction_ratio == 8
     with pytest.raises(ParamsError, match="attention.gc.reduction_ratio = 0 is out of range"):
-        load_params(write(tmp_path, "attention:\n  gc:\n    reduction_ratio: 0\n"))
+        load_partial(write(tmp_path, "attention:\n  gc:\n    reduction_ratio: 0\n"))
 
 
 def test_backbone_and_module_choices_match_the_model_registries():
@@ -122,7 +136,7 @@ def test_backbone_and_module_choices_match_the_model_registries():
 
 
 def test_each_explanation_method_has_its_own_section(tmp_path):
-    params = load_params(write(tmp_path, (
+    params = load_partial(write(tmp_path, (
         "counterfactuals:\n  methods: [growing_spheres]\n  growing_spheres:\n    max_layers: 5\n"
         "attributions:\n  lime:\n    num_samples: 50\n")))
     assert params.counterfactuals.methods == ["growing_spheres"]
@@ -143,7 +157,7 @@ def test_each_explanation_method_has_its_own_section(tmp_path):
         ("attributions:\n  smoothgrad:\n    noise_level: 0\n", "noise_level = 0.0 is out of range"),
     ]:
         with pytest.raises(ParamsError, match=re.escape(message)):
-            load_params(write(tmp_path, text))
+            load_partial(write(tmp_path, text))
 
 
 def test_explanation_sections_build_the_methods_they_name():
@@ -169,7 +183,7 @@ def test_explanation_sections_build_the_methods_they_name():
 def test_image_choice_and_change_tolerance_live_in_select_and_evaluate(tmp_path):
     # num_images, misclassified and figure_images moved from counterfactuals to select (every
     # explanation stage explains the same images); change_tolerance to evaluate.
-    params = load_params(write(tmp_path, (
+    params = load_partial(write(tmp_path, (
         "select:\n  num_images: 5\n  misclassified: 0\n  figure_images: 3\n"
         "evaluate:\n  change_tolerance: 0.1\n")))
     assert (params.select.num_images, params.select.misclassified,
@@ -177,7 +191,126 @@ def test_image_choice_and_change_tolerance_live_in_select_and_evaluate(tmp_path)
     assert params.evaluate.change_tolerance == 0.1
     for key in ("num_images", "misclassified", "figure_images", "change_tolerance"):
         with pytest.raises(ParamsError, match=re.escape(f"unknown key 'counterfactuals.{key}'")):
-            load_params(write(tmp_path, f"counterfactuals:\n  {key}: 1\n"))
+            load_partial(write(tmp_path, f"counterfactuals:\n  {key}: 1\n"))
     with pytest.raises(ParamsError, match=re.escape("evaluate.change_tolerance = 2.0 is out of")):
-        load_params(write(tmp_path, "evaluate:\n  change_tolerance: 2\n"))
+        load_partial(write(tmp_path, "evaluate:\n  change_tolerance: 2\n"))
 
+
+
+def full_params_text(**replacements):
+    """The shipped params.yaml with some ``"old line": "new line"`` replacements."""
+    text = (ROOT / "params.yaml").read_text()
+    for old, new in replacements.items():
+        if old not in text:
+            raise ValueError(f"{old!r} is not in params.yaml")
+        text = text.replace(old, new)
+    return text
+
+
+def numeric_knobs():
+    """``(dotted key, type)`` of every int and float knob of every section, nested included."""
+    def walk(cls, prefix):
+        hints = typing.get_type_hints(cls)
+        for spec in dataclasses.fields(cls):
+            kind = hints[spec.name]
+            if dataclasses.is_dataclass(kind):
+                yield from walk(kind, f"{prefix}{spec.name}.")
+                continue
+            if typing.get_origin(kind) is list:
+                (item,) = typing.get_args(kind)
+                if item in (int, float):
+                    yield f"{prefix}{spec.name}", list[item]
+                continue
+            base = [arg for arg in typing.get_args(kind) if arg is not type(None)] or [kind]
+            if base[0] in (int, float):
+                yield f"{prefix}{spec.name}", base[0]
+
+    return list(walk(Params, ""))
+
+
+def nested(key, value):
+    *sections, name = key.split(".")
+    text = f"{name}: {value}\n"
+    for depth, section in reversed(list(enumerate(sections))):
+        text = f"{section}:\n" + "".join("  " + line + "\n" for line in text.splitlines())
+    return text
+
+
+@pytest.mark.parametrize("key, kind", numeric_knobs(), ids=lambda value: str(value))
+@pytest.mark.parametrize("bad", [".nan", ".inf", "-.inf"])
+def test_no_numeric_knob_accepts_nan_or_infinity(tmp_path, key, kind, bad):
+    value = f"[{bad}]" if typing.get_origin(kind) is list else bad
+    with pytest.raises(ParamsError) as caught:
+        load_partial(write(tmp_path, nested(key, value)))
+    message = str(caught.value)
+    assert key in message
+    # Floats: "is not a finite number"; integers: ".nan" is not an integer at all.
+    item = typing.get_args(kind)[0] if typing.get_origin(kind) is list else kind
+    assert ("not a finite number" if item is float else "wrong type") in message
+
+
+@pytest.mark.parametrize("key, kind", [pair for pair in numeric_knobs() if pair[1] in (int, list[int])],
+                         ids=lambda value: str(value))
+def test_every_integer_knob_stops_within_int32(tmp_path, key, kind):
+    # TensorFlow takes counts as int32; 10**30 used to end in an OverflowError traceback.
+    value = f"[{10**30}]" if kind is not int else 10**30
+    with pytest.raises(ParamsError, match=re.escape(key) + r"(\[0\])? = 10{30} is out of range"):
+        load_partial(write(tmp_path, nested(key, value)))
+
+
+def test_exponent_floats_read_as_numbers_as_dvc_reads_them(tmp_path):
+    params = load_partial(write(tmp_path, "train:\n  learning_rate: 1e-3\n"
+                                          "attention:\n  learning_rate: 5E-4\n"))
+    assert params.train.learning_rate == pytest.approx(0.001)
+    assert params.attention.learning_rate == pytest.approx(0.0005)
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ("  epochs: 12\n", "", "'train.epochs' is missing; every knob must be in the file, so that "
+                           "DVC records it: add 'epochs: 12' (the default) under train:"),
+    ("seed: 42 ", "# seed: 42 ", "'seed' is missing"),
+    ("autoencoders:", "autoencoders_gone:", "unknown key 'autoencoders_gone'"),
+])
+def test_a_missing_knob_is_refused_with_the_line_to_add(tmp_path, old, new, expected):
+    with pytest.raises(ParamsError) as caught:
+        load_params(write(tmp_path, full_params_text(**{old: new})))
+    assert expected in str(caught.value)
+
+
+def test_a_missing_section_is_refused(tmp_path):
+    text = full_params_text()
+    start = text.index("\nautoencoders:")
+    end = text.index("\nevaluate:")
+    with pytest.raises(ParamsError, match="section 'autoencoders' is missing"):
+        load_params(write(tmp_path, text[:start] + text[end:]))
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("tracking:\n  uri: 'nonsense://x'\n", "tracking.uri = 'nonsense://x' has no MLflow store scheme"),
+    ("tracking:\n  experiment: ''\n", "tracking.experiment is empty"),
+    ("tracking:\n  registered_model: ' '\n", "tracking.registered_model is empty"),
+    ("counterfactuals:\n  target: class\n  target_class: cat\n",
+     "counterfactuals.target_class = 'cat' is not a class of this data; allowed: one of '0'"),
+    ("data:\n  source: kaggle\n  classes: {Cat: cat, Dog: dog}\n"
+     "counterfactuals:\n  target: class\n  target_class: Dog\n",
+     "allowed: one of 'cat', 'dog'"),
+    ("data:\n  classes: {Cat: pet, Dog: pet}\n", "fewer than two class labels"),
+    ("data:\n  source: folder\n  path: /no/such/folder\n", "data.path = '/no/such/folder' does not exist"),
+    ("train:\n  weights: /no/such.weights.h5\n  backbone: vgg16\n", "is not a file"),
+    ("attention:\n  placement: [block3]\n", "attention.placement names ['block3'], not feature "
+                                            "blocks of simple_cnn with train.conv_filters = [32, 64]"),
+])
+def test_checks_that_need_no_data_run_before_any_stage(tmp_path, text, expected):
+    # These used to surface only in the stage that reads them, after training.
+    with pytest.raises(ParamsError) as caught:
+        load_partial(write(tmp_path, text))
+    assert expected in str(caught.value)
+
+
+def test_known_tracking_uris_and_class_targets_pass(tmp_path):
+    params = load_partial(write(tmp_path, (
+        "tracking:\n  uri: 'postgresql+psycopg2://u@h/db'\n"
+        "counterfactuals:\n  target: class\n  target_class: '7'\n"
+        "attention:\n  placement: [block1, block2]\n")))
+    assert params.counterfactuals.target_class == "7"
+    assert params.attention.placement == ["block1", "block2"]

@@ -37,7 +37,7 @@ def test_dvc_reads_the_flags_back_as_the_profile_values(tmp_path):
     from dvc.utils.hydra import apply_overrides
 
     profile = {**read_profile(PHOTOS), "data": {**read_profile(PHOTOS)["data"],
-                                                "source": "folder", "path": "/data/PetImages",
+                                                "source": "folder", "path": str(tmp_path),
                                                 "classes": {"Cat": "cat", "Dog": "dog"}}}
     flags = set_param_flags(profile)
     assert flags[0::2] == ["-S"] * (len(flags) // 2)
@@ -80,7 +80,7 @@ def test_the_command_line_prints_the_flags_or_one_error_line(capsys, monkeypatch
     printed = capsys.readouterr().out.split()
     assert "train.epochs=5" in printed and "train.epochs=20" not in printed
     assert main(["cats-vs-dogs", "-S", "data.source=folder"]) == 2
-    assert capsys.readouterr().err == ("[profiles] error: cats-vs-dogs: data.path is required "
+    assert capsys.readouterr().err == ("[profiles] error: cats-vs-dogs: params.yaml: data.path is required "
                                        "when data.source is 'folder': set it to a folder or zip "
                                        "of class folders\n")
     assert yaml.safe_load(PHOTOS.read_text())  # the profile file stays plain YAML

@@ -336,3 +336,54 @@ def test_a_bad_slug_is_refused_before_any_download(dataset, message, tmp_path):
         download_source("kaggle", tmp_path / "raw", dataset=dataset)
     with pytest.raises(ValueError, match="download_retries"):
         download_source("kaggle", tmp_path / "raw", dataset="tester/pets", download_retries=-1)
+
+
+@pytest.fixture
+def silent_endpoint():
+    """A Kaggle endpoint that accepts connections (the kernel's backlog) and never answers."""
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield "http://127.0.0.1:%d" % listener.getsockname()[1]
+
+
+@pytest.mark.parametrize("endpoint", ["refused", "silent"])
+def test_an_unanswering_endpoint_ends_with_one_sentence_naming_it(
+    endpoint, kaggle_server, kaggle_credentials, silent_endpoint, monkeypatch, tmp_path
+):
+    import threading
+
+    from kagglesdk import kaggle_env
+
+    from pixelflip.data.kaggle import download_kaggle_zip
+
+    url = kaggle_server.url if endpoint == "refused" else silent_endpoint
+    if endpoint == "refused":
+        kaggle_server.stop()
+    else:
+        for env in (kaggle_env.KaggleEnv.PROD, kaggle_env.KaggleEnv.LOCAL):
+            monkeypatch.setitem(kaggle_env._env_to_endpoint, env, url)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    outcome = []
+
+    def download():
+        try:
+            download_kaggle_zip(DATASET, raw / "pets.zip", request_timeout=1)
+        except Exception as error:  # noqa: BLE001 (the test asserts which one below)
+            outcome.append(error)
+
+    # In a thread, so that a hang fails the test instead of stopping the suite.
+    worker = threading.Thread(target=download, daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+
+    assert not worker.is_alive(), "the download hung on an endpoint that does not answer"
+    assert len(outcome) == 1 and isinstance(outcome[0], KaggleDownloadError), outcome
+    message = str(outcome[0])
+    assert url.removeprefix("http://") in message and "\n" not in message
+    expected = "Could not reach Kaggle at" if endpoint == "refused" else "did not answer within 1 s"
+    assert expected in message
+    assert not list(raw.iterdir())

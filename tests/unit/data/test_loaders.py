@@ -103,7 +103,7 @@ def test_bad_split_and_batch_size_are_rejected(prepared_dir, tmp_path):
         load_split(prepared_dir, "validation")
     with pytest.raises(ValueError, match="batch_size"):
         make_dataset(prepared_dir, "train", batch_size=0, shuffle=False, random_state=0)
-    with pytest.raises(FileNotFoundError, match="validate stage"):
+    with pytest.raises(FileNotFoundError, match="test_labels.npy does not exist"):
         dataset_size(tmp_path, "test")
 
 

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pixelflip.data.archive import read_class_members
+from pixelflip.data.archive import ArchiveLimits, UnsafeArchiveError, read_class_members
 from pixelflip.data.sources import download_source, file_sha256
 
 
@@ -163,3 +163,84 @@ def test_file_sha256_streams_the_whole_file(tmp_path):
     content = np.random.default_rng(0).bytes(3 * (1 << 20) + 17)
     path.write_bytes(content)
     assert file_sha256(path) == hashlib.sha256(content).hexdigest()
+
+
+def _leftovers(raw_dir: Path) -> list[str]:
+    """What a refused download left in ``raw_dir``: nothing, not even a temporary."""
+    return sorted(path.name for path in raw_dir.iterdir()) if raw_dir.exists() else []
+
+
+def test_a_damaged_member_of_a_source_zip_is_named_in_one_error(tmp_path):
+    zip_path = tmp_path / "pets.zip"
+    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_STORED) as archive:
+        archive.writestr("Cat/0.png", _png(10, size=40))
+        archive.writestr("Dog/0.png", _png(11, size=40))
+    content = bytearray(zip_path.read_bytes())
+    content[content.index(_png(11, size=40)) + 100] ^= 0xFF  # Dog/0.png now fails its CRC
+    zip_path.write_bytes(bytes(content))
+
+    with pytest.raises(ValueError) as error:
+        download_source("folder", tmp_path / "raw", path=zip_path)
+
+    assert str(error.value).startswith(
+        f"Cannot read member 'Dog/0.png' of the folder source zip {zip_path} (Bad CRC-32")
+    assert "`dvc repro download`" in str(error.value)
+    assert _leftovers(tmp_path / "raw") == []
+
+
+def test_links_inside_the_folder_are_kept_and_links_leaving_it_are_refused(tmp_path):
+    source = _write_files(tmp_path / "pets", {"cats/a.png": _png(12), "dogs/b.png": _png(13)})
+    (source / "dogs" / "a-too.png").symlink_to(source / "cats" / "a.png")
+
+    record = download_source("folder", tmp_path / "raw", path=source)
+    assert _zip_contents(tmp_path / "raw" / "pets.zip")["dogs/a-too.png"] == _png(12)
+    assert record["class_counts"] == {"cats": 1, "dogs": 2}
+
+    secret = _write_files(tmp_path / "elsewhere", {"id_rsa.png": b"private key"})
+    link = source / "cats" / "key.png"
+    link.symlink_to(secret / "id_rsa.png")
+    with pytest.raises(ValueError) as error:
+        download_source("folder", tmp_path / "raw2", path=source)
+    assert f"the symbolic link {link} -> {secret / 'id_rsa.png'} points to a file outside" in (
+        str(error.value))
+    assert _leftovers(tmp_path / "raw2") == []
+
+    link.unlink()
+    (source / "cats" / "more").symlink_to(source / "dogs", target_is_directory=True)
+    with pytest.raises(ValueError, match="points to a folder; folder links are not followed"):
+        download_source("folder", tmp_path / "raw3", path=source)
+
+
+def test_images_in_a_class_folder_and_its_subfolder_are_refused_by_name(tmp_path):
+    source = _write_files(tmp_path / "pets", {"Cat/1.png": _png(14), "Cat/sub/2.png": _png(15),
+                                              "Dog/3.png": _png(16)})
+    with pytest.raises(ValueError) as error:
+        download_source("folder", tmp_path / "raw", path=source)
+    assert "has images both in Cat/ and in its subfolder Cat/sub/" in str(error.value)
+    assert "'sub' would become a class of its own" in str(error.value)
+
+
+def test_download_applies_the_archive_limits_it_is_given(tmp_path):
+    zip_path = tmp_path / "blank.zip"
+    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("Cat/blank.bmp", bytes(4 << 20))  # 4 MiB of zeros: ratio ~1000
+        archive.writestr("Dog/0.png", _png(17))
+    with pytest.raises(UnsafeArchiveError, match="validate.max_compression_ratio 100"):
+        download_source("folder", tmp_path / "raw", path=zip_path)
+
+    lenient = ArchiveLimits(max_compression_ratio=1e6)
+    record = download_source("folder", tmp_path / "raw", path=zip_path, limits=lenient)
+    assert record["class_counts"] == {"Cat": 1, "Dog": 1}
+
+    # The limits also guard the written raw archive, for every source.
+    source = _write_files(tmp_path / "pets", {"cats/a.png": _png(18), "dogs/b.png": _png(19)})
+    tiny = ArchiveLimits(max_uncompressed_bytes=100)
+    with pytest.raises(UnsafeArchiveError, match="validate.max_uncompressed_gb"):
+        download_source("folder", tmp_path / "raw", path=source, limits=tiny)
+
+
+@pytest.mark.parametrize("field", ["max_compression_ratio", "max_uncompressed_bytes"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0, 0.0])
+def test_archive_limits_refuse_values_that_are_not_finite_and_positive(field, value):
+    with pytest.raises(ValueError, match=field):
+        ArchiveLimits(**{field: value})

@@ -12,6 +12,7 @@ import sys
 import typing
 from pathlib import Path
 
+import networkx
 import pytest
 from support.imports import module_file, reached_modules
 from support.project import ROOT
@@ -77,7 +78,7 @@ def test_every_library_folder_a_stage_declares_is_run_by_it(stage):
 def test_deleting_any_library_dep_line_of_a_stage_fails_the_check(stage):
     declaration = DECLARATIONS[stage]
     library_deps = [dep for dep in declaration.deps if dep.startswith(LIBRARY)]
-    assert f"{LIBRARY}/__init__.py" in library_deps and len(library_deps) >= 4
+    assert f"{LIBRARY}/__init__.py" in library_deps and len(library_deps) >= 3
     for dropped in library_deps:
         fewer = dataclasses.replace(declaration, deps=tuple(
             dep for dep in declaration.deps if dep != dropped))
@@ -171,12 +172,31 @@ def params_key(chain: tuple[str, ...]) -> str:
     return ".".join(taken)
 
 
-@pytest.mark.parametrize("stage", list(DECLARATIONS))
+@pytest.mark.parametrize("stage", [name for name, declaration in DECLARATIONS.items()
+                                   if not declaration.all_params])
 def test_every_params_key_a_stage_script_reads_is_declared(stage):
     declaration = DECLARATIONS[stage]
     read = params_keys_read(stage_script(declaration))
     assert read, f"{stage} reads no params at all, which the scan should have seen"
     assert sorted(key for key in read if not is_declared(key, declaration.params)) == []
+
+
+def test_the_check_stage_reads_the_whole_file_and_every_stage_descends_from_it():
+    # DVC deletes a stage's outputs before its command runs; only a stage upstream of all the
+    # others can refuse a bad value while every output is still there.
+    from dvc.repo import Repo
+
+    (checking,) = [name for name, declaration in DECLARATIONS.items() if declaration.all_params]
+    assert checking == "check"
+    with Repo(str(ROOT)) as repo:
+        graph = repo.index.graph
+        stages = {stage.addressing: stage for stage in repo.index.stages}
+        # DVC's graph points from a stage to the stages it depends on.
+        upstream_of = {name: {s.addressing for s in networkx.descendants(graph, stage)}
+                       for name, stage in stages.items()}
+    assert all(checking in upstream_of[name] for name in stages if name != checking)
+    (check_out,) = stages[checking].outs
+    assert check_out.persist and not check_out.use_cache
 
 
 def test_the_params_scan_sees_aliases_and_method_calls(tmp_path):

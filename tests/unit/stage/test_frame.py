@@ -1,7 +1,13 @@
 """The stage frame: params checked first, only declared keys readable, exactly those logged,
 and every bad input one line on stderr with exit status 2."""
 
+import errno
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from support.project import ROOT
@@ -83,3 +89,75 @@ def test_a_stage_dvc_yaml_does_not_declare_is_refused(project, capsys):
         run_stage("attention@se", lambda params: None)
     assert "dvc.yaml declares no stage 'attention@se'; its stages are: probe" in \
         capsys.readouterr().err
+
+
+@pytest.mark.parametrize("number, reason", [
+    (errno.ENOSPC, "the disk is full: free space and rerun"),
+    (errno.EROFS, "the file system is read-only: make it writable and rerun"),
+    (errno.EACCES, "permission denied: make it writable by you (chmod u+w) and rerun"),
+])
+def test_a_full_disk_or_read_only_folder_is_one_line_naming_the_file(project, capsys, number,
+                                                                     reason):
+    def body(params):
+        # What open() raises on such a disk; the tests run as root, for whom chmod cannot
+        # make a folder read-only, so the error is raised as the OS would raise it.
+        raise OSError(number, os.strerror(number), "data/prepared/images.bin")
+
+    with pytest.raises(SystemExit) as exited:
+        run_stage("probe", body)
+    assert exited.value.code == EXIT_BAD_INPUT
+    assert stage_lines(capsys.readouterr().err) == [
+        f"[probe] error: {os.strerror(number)} writing data/prepared/images.bin: {reason}"]
+
+
+def test_another_os_error_is_a_bug_and_keeps_its_traceback(project):
+    def body(params):
+        raise OSError(errno.EBADF, "Bad file descriptor")
+
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        run_stage("probe", body)
+
+
+def test_a_terminated_stage_ends_in_one_line_with_status_143(project, tmp_path):
+    script = project / "stages" / "probe.py"
+    script.parent.mkdir(exist_ok=True)
+    script.write_text(
+        '"""Probe stage: waits to be stopped."""\n'
+        "import pathlib, time\n"
+        "from pixelflip.stage.frame import run_stage\n"
+        "def main(params):\n"
+        "    pathlib.Path('started').write_text('yes')\n"
+        "    time.sleep(60)\n"
+        "run_stage('probe', main)\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "MLFLOW_TRACKING_URI":
+           f"sqlite:///{project / 'mlflow.db'}"}
+    stage = subprocess.Popen([sys.executable, str(script)], cwd=project, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):
+            if (project / "started").exists() or stage.poll() is not None:
+                break
+            time.sleep(0.1)
+        stage.send_signal(signal.SIGTERM)
+        _, stderr = stage.communicate(timeout=60)
+    finally:
+        stage.kill()
+    assert stage.returncode == 128 + signal.SIGTERM, stderr
+    assert stage_lines(stderr)[-1].startswith("[probe] interrupted (SIGTERM) after")
+    assert "Traceback" not in stderr
+
+
+def test_help_describes_the_stage_and_its_params_without_running_it(project):
+    script = project / "stages" / "probe.py"
+    script.parent.mkdir(exist_ok=True)
+    script.write_text('"""Probe stage: writes a file."""\n'
+                      "import pathlib\n"
+                      "from pixelflip.stage.frame import run_stage\n"
+                      "run_stage('probe', lambda params: pathlib.Path('ran').write_text('x'))\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    helped = subprocess.run([sys.executable, str(script), "--help"], cwd=project, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert helped.returncode == 0, helped.stderr
+    assert "Probe stage: writes a file." in helped.stdout
+    assert "seed, select.num_images, attention.pam" in helped.stdout
+    assert not (project / "ran").exists()

@@ -1,0 +1,111 @@
+"""How a stage script meets the shell: where it may run, ``--help``, and one-line failures.
+
+Every stage ends a failure the user can fix with one line on stderr, ``[stage] error: ...``,
+and exit status 2 (:data:`EXIT_BAD_INPUT`); an interrupted stage (Ctrl-C, ``kill``) with one
+line and status 128 + the signal's number (130 for Ctrl-C, 143 for ``kill``). Kept free of MLflow and TensorFlow, so that the check stage, which only
+reads params.yaml, starts in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import errno
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+EXIT_BAD_INPUT = 2
+# An OS error the user fixes outside the pipeline: free space, permissions, a read-only mount.
+_ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC: "the disk is full: free space and rerun",
+    errno.EDQUOT: "the disk quota is exhausted: free space and rerun",
+    errno.EROFS: "the file system is read-only: make it writable and rerun",
+    errno.EACCES: "permission denied: make it writable by you (chmod u+w) and rerun",
+    errno.EPERM: "operation not permitted: make it writable by you (chmod u+w) and rerun",
+}
+
+
+def fail(stage: str, message: str) -> NoReturn:
+    """Print ``[stage] error: message`` on stderr and exit with :data:`EXIT_BAD_INPUT`."""
+    print(f"[{stage}] error: {message}", file=sys.stderr, flush=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+def environment_problem(error: OSError) -> str | None:
+    """One line for an OS error caused by the machine (disk full, read-only), else None."""
+    reason = _ENVIRONMENT_ERRNOS.get(error.errno)
+    if reason is None:
+        return None
+    where = f" writing {error.filename}" if error.filename else ""
+    return f"{error.strerror or 'OS error'}{where}: {reason}"
+
+
+class StageInterrupted(SystemExit):
+    """A signal stopped the stage; exits with status 128 + the signal number, as the shell
+    reports a process the signal killed."""
+
+    def __init__(self, signal_number: int):
+        super().__init__(128 + signal_number)
+        self.signal_number = signal_number
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signal_number).name
+
+
+def interrupt_on_termination() -> None:
+    """Turn SIGTERM and SIGHUP into :class:`StageInterrupted`, an exception.
+
+    Python's default for them ends the process at once, skipping every ``finally``: temporary
+    files would stay and the MLflow run would stay RUNNING. As an exception they unwind the
+    stage as Ctrl-C does.
+    """
+    def interrupt(signal_number, frame):
+        raise StageInterrupted(signal_number)
+
+    for signal_number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signal_number, interrupt)
+
+
+def stage_script() -> Path | None:
+    """The stage script this process runs (``stages/<name>.py`` of a project), if it runs one."""
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main_file is None:
+        return None
+    script = Path(main_file).resolve()
+    if script.parent.name == "stages" and (script.parent.parent / "dvc.yaml").exists():
+        return script
+    return None
+
+
+def require_project_root(stage: str) -> None:
+    """Stop unless a stage script runs from its project's root, where its paths point.
+
+    Every path a stage writes is relative to the project root; run from ``stages/`` it would
+    write ``stages/data/...``, outside what DVC tracks.
+    """
+    script = stage_script()
+    if script is None:
+        return
+    root = script.parent.parent
+    if Path.cwd().resolve() != root:
+        fail(stage, f"run stage scripts from the project root, where dvc.yaml is: cd {root} && "
+                    f"python stages/{script.name} (or dvc repro {stage.split('@')[0]}); from "
+                    f"{Path.cwd()} its outputs would land outside the project")
+
+
+def answer_help(stage: str, params: Sequence[str], *, arguments: str = "") -> None:
+    """Print what the stage does and reads, and exit 0, if ``-h`` or ``--help`` was given."""
+    if not {"-h", "--help"} & set(sys.argv[1:]):
+        return
+    script = stage_script()
+    name = f"stages/{script.name}" if script else sys.argv[0]
+    doc = (getattr(sys.modules.get("__main__"), "__doc__", None) or "").strip()
+    print(f"usage: python {name}{' ' + arguments if arguments else ''}   "
+          f"(or: dvc repro {stage.split('@')[0]})\n")
+    if doc:
+        print(doc + "\n")
+    print("Reads params.yaml" + (f" (the keys dvc.yaml declares for it: {', '.join(params)})"
+                                 if params else " (every key)") + ", from the project root.")
+    sys.exit(0)
