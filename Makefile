@@ -46,6 +46,7 @@ ui: setup
 bench: setup
 	$(BIN)/python benchmarks/counterfactuals.py
 	$(BIN)/python benchmarks/validation.py --images 4000 --workers 2
+	$(BIN)/python benchmarks/params_check.py --repeats 5
 	$(BIN)/python benchmarks/input_pipeline.py --which digits
 	$(BIN)/python benchmarks/input_pipeline.py --which photos
 	$(BIN)/python benchmarks/counterfactual_scaling.py

@@ -45,7 +45,7 @@ def project(tmp_path_factory, served):
 def test_download_keeps_the_served_zip_and_records_it(project, served):
     project, _, first = project
     server, _, archive = served
-    assert ran_stages(first.stdout) == ["download", "validate"]
+    assert ran_stages(first.stdout) == ["check", "download", "validate"]
     source = json.loads((project / "data/raw/source.json").read_text())
     assert source["source"] == "kaggle" and source["dataset"] == DATASET
     assert source["version"] == 1
@@ -81,7 +81,7 @@ def test_a_second_repro_and_a_forced_download_fetch_nothing(project, served):
     again = run(["dvc", "repro", "validate"], project, extra_env=environment)
     assert ran_stages(again.stdout) == []
     forced = run(["dvc", "repro", "-f", "download"], project, extra_env=environment)
-    assert ran_stages(forced.stdout) == ["download"]
+    assert ran_stages(forced.stdout) == ["check", "download"]  # -f forces the upstream check too
     assert server.download_requests == 1
 
 
