@@ -171,6 +171,9 @@ def test_stage_scripts_run_only_from_the_project_root_and_answer_help(project):
     assert "usage: python stages/train.py" in helped.stdout
     assert "fit the base classifier" in helped.stdout
     assert "seed, train" in helped.stdout
+    # A foreach stage answers before it takes "--help" for its item.
+    looped = run(["python", "stages/attention.py", "--help"], project)
+    assert "usage: python stages/attention.py <module>" in looped.stdout
     assert "up to date" in run(["dvc", "status", "train"], project).stdout
 
 

@@ -95,9 +95,18 @@ def require_project_root(stage: str) -> None:
                     f"{Path.cwd()} its outputs would land outside the project")
 
 
-def answer_help(stage: str, params: Sequence[str], *, arguments: str = "") -> None:
-    """Print what the stage does and reads, and exit 0, if ``-h`` or ``--help`` was given."""
-    if not {"-h", "--help"} & set(sys.argv[1:]):
+def help_requested() -> bool:
+    """Whether ``-h`` or ``--help`` is among the script's arguments."""
+    return bool({"-h", "--help"} & set(sys.argv[1:]))
+
+
+def answer_help(stage: str, params: Sequence[str] | None, *, arguments: str = "") -> None:
+    """Print what the stage does and reads, and exit 0, if ``-h`` or ``--help`` was given.
+
+    ``params`` are the keys dvc.yaml declares for the stage; None for a ``foreach`` stage asked
+    before its item is known (its keys depend on the item).
+    """
+    if not help_requested():
         return
     script = stage_script()
     name = f"stages/{script.name}" if script else sys.argv[0]
@@ -106,6 +115,9 @@ def answer_help(stage: str, params: Sequence[str], *, arguments: str = "") -> No
           f"(or: dvc repro {stage.split('@')[0]})\n")
     if doc:
         print(doc + "\n")
-    print("Reads params.yaml" + (f" (the keys dvc.yaml declares for it: {', '.join(params)})"
-                                 if params else " (every key)") + ", from the project root.")
+    if params is None:
+        read = f"the keys dvc.yaml declares for {stage}@{arguments or '<item>'}"
+    else:
+        read = f"the keys dvc.yaml declares for it: {', '.join(params)}" if params else "every key"
+    print(f"Reads params.yaml ({read}), from the project root.")
     sys.exit(0)

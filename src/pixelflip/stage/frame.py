@@ -103,7 +103,10 @@ def _debug_hint() -> str:
 
 
 def stage_argument(position: int, name: str) -> str:
-    """A positional argument of a foreach stage (``attention.py se``), with a clear error."""
+    """A positional argument of a foreach stage (``attention.py se``), with a clear error;
+    ``--help`` is answered here, before the argument is taken for the item."""
+    script = Path(sys.argv[0]).stem
+    answer_help(script, None, arguments=f"<{name}>")
     if len(sys.argv) <= position:
         print(f"usage: {Path(sys.argv[0]).name} <{name}>", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
