@@ -61,7 +61,8 @@ def run_stage(stage: str, body: Callable[[DeclaredParams], None], *,
         declared = stage_declaration(stage, root).params
     except ValueError as error:
         fail(stage, str(error))
-    answer_help(stage, declared, arguments=_foreach_argument(stage))
+    # A foreach stage's script answered --help already, in stage_argument.
+    answer_help(stage, declared)
     require_project_root(stage)
     interrupt_on_termination()
     try:
@@ -92,10 +93,6 @@ def run_stage(stage: str, body: Callable[[DeclaredParams], None], *,
               flush=True)
         raise interrupt from None
     print(f"[{stage}] done in {time.perf_counter() - started:.1f} s", flush=True)
-
-
-def _foreach_argument(stage: str) -> str:
-    return "<item>" if "@" in stage else ""
 
 
 def _debug_hint() -> str:
