@@ -8,14 +8,20 @@ reads params.yaml, starts in a fraction of a second.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 EXIT_BAD_INPUT = 2
+#: Signals whose default ends a process without unwinding it (SIGINT raises KeyboardInterrupt,
+#: SIGKILL cannot be caught; see pixelflip.tracking.liveness.end_dead_runs).
+TERMINATING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
+                            if hasattr(signal, name))
 # An OS error the user fixes outside the pipeline: free space, permissions, a read-only mount.
 _ENVIRONMENT_ERRNOS = {
     errno.ENOSPC: "the disk is full: free space and rerun",
@@ -54,18 +60,38 @@ class StageInterrupted(SystemExit):
         return signal.Signals(self.signal_number).name
 
 
-def interrupt_on_termination() -> None:
-    """Turn SIGTERM and SIGHUP into :class:`StageInterrupted`, an exception.
+@contextlib.contextmanager
+def ending_signals() -> Iterator[None]:
+    """Inside the block, SIGTERM and SIGHUP unwind the stage as an exception.
 
-    Python's default for them ends the process at once, skipping every ``finally``: temporary
-    files would stay and the MLflow run would stay RUNNING. As an exception they unwind the
-    stage as Ctrl-C does.
+    Python's default for them ends the process at once, skipping every ``finally``, so the
+    runs would stay ``RUNNING``. Where the default is still in place, the block installs a
+    handler raising :class:`StageInterrupted`; a handler an enclosing block installed (the
+    stage frame's, around a stage's MLflow run's) is kept, since it raises already. SIGINT needs nothing: Python raises
+    ``KeyboardInterrupt``. The previous handlers come back when the block ends, and as soon as
+    one signal arrived, so that a second signal during the cleanup acts as without the block.
+    Only the main thread can install handlers; elsewhere the block changes nothing.
     """
-    def interrupt(signal_number, frame):
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.getsignal(number) for number in TERMINATING_SIGNALS
+                if signal.getsignal(number) == signal.SIG_DFL}
+
+    def restore() -> None:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+    def interrupt(signal_number: int, frame: Any) -> None:
+        restore()
         raise StageInterrupted(signal_number)
 
-    for signal_number in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signal_number, interrupt)
+    for number in previous:
+        signal.signal(number, interrupt)
+    try:
+        yield
+    finally:
+        restore()
 
 
 def stage_script() -> Path | None:

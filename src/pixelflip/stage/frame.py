@@ -28,9 +28,9 @@ from pixelflip.stage.console import (
     EXIT_BAD_INPUT,
     StageInterrupted,
     answer_help,
+    ending_signals,
     environment_problem,
     fail,
-    interrupt_on_termination,
     require_project_root,
 )
 from pixelflip.stage.declarations import stage_declaration
@@ -64,14 +64,14 @@ def run_stage(stage: str, body: Callable[[DeclaredParams], None], *,
     # A foreach stage's script answered --help already, in stage_argument.
     answer_help(stage, declared)
     require_project_root(stage)
-    interrupt_on_termination()
     try:
-        params = load_params(params_file(root))
-        logged = declared_values(params, declared)
-        with stage_run(stage, root=root, experiment=params.tracking.experiment,
-                       uri=params.tracking.uri, enabled=params.tracking.enabled,
-                       params=logged, log_system_metrics=log_system_metrics):
-            body(DeclaredParams(params, declared, stage=stage))
+        with ending_signals():
+            params = load_params(params_file(root))
+            logged = declared_values(params, declared)
+            with stage_run(stage, root=root, experiment=params.tracking.experiment,
+                           uri=params.tracking.uri, enabled=params.tracking.enabled,
+                           params=logged, log_system_metrics=log_system_metrics):
+                body(DeclaredParams(params, declared, stage=stage))
     except UndeclaredParamError as error:
         fail(stage, f"dvc.yaml: {error}")
     except ParamsError as error:

@@ -2,9 +2,9 @@
 
 - A stage stopped by SIGTERM, SIGINT or SIGHUP ends its child run (and the pipeline's parent)
   as ``KILLED`` before the process exits: ``stage_run`` marks them on ``KeyboardInterrupt`` and
-  ``SystemExit``, and :func:`ending_signals` makes sure SIGTERM and SIGHUP raise one
-  (:class:`StageInterrupted`, a ``SystemExit`` with status 128 + signal number) instead of
-  ending the process on the spot.
+  ``SystemExit``, and :func:`pixelflip.stage.console.ending_signals` makes sure SIGTERM and
+  SIGHUP raise one (``StageInterrupted``, a ``SystemExit`` with status 128 + signal number)
+  instead of ending the process on the spot.
 - SIGKILL cannot be caught, so every child run records the process that runs it
   (:func:`process_tags`: host, pid and the process's start time, which tells a reused pid
   apart) and each new stage run first ends, as ``KILLED``, the ``RUNNING`` runs of this host
@@ -13,23 +13,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import socket
-import threading
-from collections.abc import Iterator
 from typing import Any
-
-from pixelflip.stage.console import StageInterrupted
 
 HOST_TAG = "pixelflip.host"
 PID_TAG = "pixelflip.pid"
 PROCESS_STARTED_TAG = "pixelflip.process_started"
 PARENT_TAG = "mlflow.parentRunId"
-#: Signals whose default ends a process without unwinding it (SIGINT raises KeyboardInterrupt,
-#: SIGKILL cannot be caught; see end_dead_runs).
-TERMINATING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
-                            if hasattr(signal, name))
 # Process start times are compared with this slack: psutil derives them from clock ticks.
 _START_TIME_SLACK_S = 1.0
 
@@ -90,37 +80,3 @@ def _all_runs(client: Any, experiment_id: str, query: str) -> list[Any]:
         token = page.token
         if not token:
             return runs
-
-
-@contextlib.contextmanager
-def ending_signals() -> Iterator[None]:
-    """Inside the block, SIGTERM and SIGHUP unwind the stage as an exception.
-
-    Python's default for them ends the process at once, skipping every ``finally``, so the
-    runs would stay ``RUNNING``. Where the default is still in place, the block installs a
-    handler raising :class:`StageInterrupted`; a handler someone else installed (the stage
-    frame's) is kept, since it raises already. SIGINT needs nothing: Python raises
-    ``KeyboardInterrupt``. The previous handlers come back when the block ends, and as soon as
-    one signal arrived, so that a second signal during the cleanup acts as without the block.
-    Only the main thread can install handlers; elsewhere the block changes nothing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {number: signal.getsignal(number) for number in TERMINATING_SIGNALS
-                if signal.getsignal(number) == signal.SIG_DFL}
-
-    def restore() -> None:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-
-    def interrupt(signal_number: int, frame: Any) -> None:
-        restore()
-        raise StageInterrupted(signal_number)
-
-    for number in previous:
-        signal.signal(number, interrupt)
-    try:
-        yield
-    finally:
-        restore()

@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from pixelflip.stage import layout
+from pixelflip.stage.console import ending_signals
 from pixelflip.stage.files import read_json
-from pixelflip.tracking.liveness import end_dead_runs, ending_signals, process_tags
+from pixelflip.tracking.liveness import end_dead_runs, process_tags
 from pixelflip.tracking.outage import failed, failure_error, tolerated, watching
 from pixelflip.tracking.store import (
     URI_FROM_ENVIRONMENT,
