@@ -47,7 +47,9 @@ from pixelflip.data.loaders import load_split, make_dataset
 from pixelflip.models.backbones import build_classifier
 from pixelflip.training.classifier import compile_classifier
 
-CONV_FILTERS = {"digits": (32, 64), "photos": (32, 64, 128, 128)}  # as params.yaml / Makefile
+# digits: params.yaml's; photos: the simple_cnn the photo profile trained before it moved to
+# separable_resnet (the README's input-pipeline figures were measured with it).
+CONV_FILTERS = {"digits": (32, 64), "photos": (32, 64, 128, 128)}
 SEED = 0
 
 

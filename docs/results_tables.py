@@ -5,7 +5,9 @@
 
 Each table sits between ``<!-- results:<name> -->`` and ``<!-- /results -->`` in README.md and
 is rebuilt from ``metrics/comparison.json`` and the tables under ``plots/evaluate/``, so a number
-in the README is always one `dvc repro` wrote.
+in the README is always one `dvc repro` wrote. ``<name>`` is a table of the digits default
+(``comparison``) or, prefixed ``photos-``, the same table of the committed photo pipeline in
+``pipelines/cats-vs-dogs`` (``photos-comparison``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+# The pipeline folder of each table-name prefix: "" the root (digits), "photos-" the photo one.
+PIPELINES = {"": ROOT, "photos-": ROOT / "pipelines" / "cats-vs-dogs"}
 ATTRIBUTION_NAMES = {"grad_cam": "Grad-CAM", "score_cam": "Score-CAM",
                      "smoothgrad": "SmoothGrad", "lime": "LIME"}
 
@@ -30,19 +34,20 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
-def comparison_table() -> list[str]:
-    models = json.loads((ROOT / "metrics/comparison.json").read_text())["models"]
+def comparison_table(pipeline: Path) -> list[str]:
+    models = json.loads((pipeline / "metrics/comparison.json").read_text())["models"]
     return markdown_table(
-        ["model", "module", "backbone", "test accuracy", "test loss", "val accuracy",
-         "parameters", "training s", "inference ms / image"],
+        ["model", "module", "backbone", "test accuracy", "95% interval", "test loss",
+         "val accuracy", "parameters", "training s", "inference ms / image"],
         [[name, row["module"], row["backbone"], f"{row['test_accuracy']:.4f}",
+          f"{row['test_accuracy_low']:.3f}–{row['test_accuracy_high']:.3f}",
           f"{row['test_loss']:.4f}", f"{row['val_accuracy']:.4f}", f"{row['parameters']:,}",
           f"{row['training_seconds']:.1f}", f"{row['inference_ms_per_image']:.3f}"]
          for name, row in models.items()])
 
 
-def counterfactual_table() -> list[str]:
-    table = pd.read_csv(ROOT / "plots/evaluate/counterfactuals.csv")
+def counterfactual_table(pipeline: Path) -> list[str]:
+    table = pd.read_csv(pipeline / "plots/evaluate/counterfactuals.csv")
     return markdown_table(
         ["model", "set", "method", "images", "validity", "median L1", "median L2", "median L0",
          "target prob.", "plausibility", "IM1", "iterations", "s / image"],
@@ -53,8 +58,8 @@ def counterfactual_table() -> list[str]:
          for row in table.itertuples()])
 
 
-def attribution_table() -> list[str]:
-    table = pd.read_csv(ROOT / "plots/evaluate/attributions.csv")
+def attribution_table(pipeline: Path) -> list[str]:
+    table = pd.read_csv(pipeline / "plots/evaluate/attributions.csv")
     means = table[table["set"] == "sampled"].groupby("method", sort=False)[
         ["mean_deletion_auc", "mean_insertion_auc", "mean_seconds"]].mean()
     return markdown_table(
@@ -72,11 +77,16 @@ def render(text: str) -> str:
     """``text`` with every marked table rebuilt; ValueError for a marker without a table."""
     def replace(match: re.Match) -> str:
         name = match.group(1)
-        if name not in TABLES:
-            raise ValueError(f"README.md marks a table {name!r}; known: {', '.join(TABLES)}")
-        return f"<!-- results:{name} -->\n" + "\n".join(TABLES[name]()) + "\n<!-- /results -->"
+        prefix, table = ("photos-", name.removeprefix("photos-")) if name.startswith(
+            "photos-") else ("", name)
+        if table not in TABLES:
+            raise ValueError(f"README.md marks a table {name!r}; known: {', '.join(TABLES)}, "
+                             "each also prefixed photos-")
+        rows = TABLES[table](PIPELINES[prefix])
+        return f"<!-- results:{name} -->\n" + "\n".join(rows) + "\n<!-- /results -->"
 
-    return re.sub(r"<!-- results:(\w+) -->\n.*?<!-- /results -->", replace, text, flags=re.S)
+    return re.sub(r"<!-- results:([\w-]+) -->\n.*?<!-- /results -->", replace, text,
+                  flags=re.S)
 
 
 def main() -> int:

@@ -13,7 +13,10 @@ def main(params):
     from pixelflip.plots.comparison import plot_comparison_table
 
     names = layout.model_names(params.attention.modules)
-    table = comparison_table({name: read_json(layout.metrics_path(name)) for name in names})
+    # validate counted the test split; every model was tested on all of it.
+    test_images = read_json(layout.DATA_METRICS)["split_counts"]["test"]
+    table = comparison_table({name: read_json(layout.metrics_path(name)) for name in names},
+                             test_images)
     best = best_model(table, "val_accuracy")
     layout.COMPARISON_DIR.mkdir(parents=True, exist_ok=True)
     with atomic_path(layout.COMPARISON_DIR / "models.csv") as temporary:

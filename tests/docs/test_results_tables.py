@@ -14,7 +14,7 @@ def load_script():
 
 def test_the_readme_tables_match_the_committed_metrics():
     readme = (ROOT / "README.md").read_text()
-    assert readme.count("<!-- results:") == 3
+    assert readme.count("<!-- results:") == 6  # the digits default and the photo pipeline
     assert load_script().render(readme) == readme, (
         "README.md's result tables are stale: run `python docs/results_tables.py`")
 
@@ -23,3 +23,11 @@ def test_a_table_is_rebuilt_from_the_files_not_kept():
     stale = "<!-- results:comparison -->\n| made up |\n<!-- /results -->"
     rendered = load_script().render(stale)
     assert "| made up |" not in rendered and "| base | none |" in rendered
+
+
+def test_photo_tables_come_from_the_photo_pipeline_folder():
+    script = load_script()
+    digits = script.render("<!-- results:comparison -->\n<!-- /results -->")
+    photos = script.render("<!-- results:photos-comparison -->\n<!-- /results -->")
+    assert "| simple_cnn |" in digits and "separable_resnet" not in digits
+    assert "| separable_resnet |" in photos and "simple_cnn" not in photos

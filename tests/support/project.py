@@ -30,8 +30,8 @@ def run(command, cwd, check=True, extra_env=None):
     return result
 
 
-def update_params(project, changes):
-    path = project / "params.yaml"
+def update_params(project, changes, params_file="params.yaml"):
+    path = project / params_file
     params = yaml.safe_load(path.read_text())
     for section, values in changes.items():
         _merge(params[section], values)

@@ -30,7 +30,8 @@ from pixelflip.config.yaml_file import read_yaml_mapping
 
 # The same tuples as pixelflip.models.backbones.BACKBONES and ATTENTION_MODULES (a test keeps them
 # equal); repeated here so that checking params does not import TensorFlow.
-BACKBONES = ("simple_cnn", "mobilenet_v2", "efficientnet_b0", "resnet50", "vgg16")
+OWN_BACKBONES = ("simple_cnn", "separable_resnet")
+BACKBONES = (*OWN_BACKBONES, "mobilenet_v2", "efficientnet_b0", "resnet50", "vgg16")
 ATTENTION_MODULES = ("se", "cbam", "pam", "gc")
 
 
@@ -87,7 +88,9 @@ class AugmentParams:
 
 @dataclass(frozen=True)
 class TrainParams:
-    backbone: str = knob("simple_cnn", choices=BACKBONES)
+    backbone: str = knob("simple_cnn", choices=BACKBONES,
+                         help="simple_cnn (digits) | separable_resnet (photos, from scratch) | a "
+                              "keras.applications network")
     weights: str = knob("none", help="none | imagenet | path to a backbone .weights.h5")
     input_size: int | None = knob(None, minimum=8, maximum=1024,
                                   help="side the backbone sees; null = image size (>= 32 for "
@@ -256,27 +259,34 @@ def _check_training(params: Params) -> None:
     if weights not in ("none", "imagenet") and not weights.endswith(".h5"):
         raise ParamsError(f"train.weights = {weights!r} is not allowed; allowed: 'none', "
                           "'imagenet' or the path of a Keras weights file (.weights.h5 or .h5)")
-    if train.backbone != "simple_cnn" and train.input_size is not None and train.input_size < 32:
+    if train.backbone not in OWN_BACKBONES and train.input_size is not None \
+            and train.input_size < 32:
         raise ParamsError(f"train.input_size = {train.input_size} is too small for "
                           f"{train.backbone}; allowed: >= 32 (the keras.applications minimum), "
                           "or null")
-    if train.backbone == "simple_cnn" and weights == "imagenet":
+    if train.backbone in OWN_BACKBONES and weights == "imagenet":
         raise ParamsError("train.weights = 'imagenet' needs a keras.applications backbone; "
-                          "simple_cnn has no ImageNet weights: set train.backbone to one of "
-                          + ", ".join(BACKBONES[1:]))
+                          f"{train.backbone} has no ImageNet weights: set train.backbone to one "
+                          "of " + ", ".join(BACKBONES[len(OWN_BACKBONES):]))
     if params.data.source == "mnist" and train.augment.horizontal_flip:
         raise ParamsError("train.augment.horizontal_flip = true mirrors digits, and a mirrored "
                           "digit is another shape: keep it false for data.source 'mnist'")
     if weights not in ("none", "imagenet") and not Path(weights).is_file():
         raise ParamsError(f"train.weights = {weights!r} is not a file (paths are read from the "
                           "project root); give the path of a Keras weights file, or 'none'")
-    if train.backbone == "simple_cnn" and attention.placement is not None:
-        blocks = [f"block{index}" for index in range(1, len(train.conv_filters) + 1)]
+    if train.backbone == "separable_resnet" and len(train.conv_filters) < 2:
+        raise ParamsError(f"train.conv_filters = {train.conv_filters} is too short for "
+                          "separable_resnet: it lists the entry convolution's filters, then one "
+                          "entry per residual block; allowed: at least two entries")
+    if train.backbone in OWN_BACKBONES and attention.placement is not None:
+        # separable_resnet's first entry is its entry convolution, not a block.
+        block_count = len(train.conv_filters) - OWN_BACKBONES.index(train.backbone)
+        blocks = [f"block{index}" for index in range(1, block_count + 1)]
         unknown = [block for block in attention.placement if block not in blocks]
         if unknown:
             raise ParamsError(f"attention.placement names {unknown}, not feature blocks of "
-                              f"simple_cnn with train.conv_filters = {train.conv_filters}; "
-                              f"allowed: {', '.join(blocks)}")
+                              f"{train.backbone} with train.conv_filters = "
+                              f"{train.conv_filters}; allowed: {', '.join(blocks)}")
     if attention.frozen_epochs > attention.epochs:
         raise ParamsError(f"attention.frozen_epochs = {attention.frozen_epochs} is more than "
                           f"attention.epochs = {attention.epochs}, which counts every "

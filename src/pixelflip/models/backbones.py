@@ -18,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 
 from pixelflip.models.input_adapter import InputAdapter
+from pixelflip.models.separable_resnet import separable_resnet_features
 from pixelflip.models.zoo import (
     APPLICATION_BACKBONES,
     MIN_APPLICATION_INPUT_SIZE,
@@ -27,12 +28,16 @@ from pixelflip.models.zoo import (
 
 __all__ = [
     "BACKBONES",
+    "OWN_BACKBONES",
     "BackboneWeightsError",
     "build_classifier",
     "feature_block_names",
 ]
 
-BACKBONES: tuple[str, ...] = ("simple_cnn", *APPLICATION_BACKBONES)
+# Built here, from scratch, blocks named block1, block2, ...: simple_cnn for digits,
+# separable_resnet for photos.
+OWN_BACKBONES: tuple[str, ...] = ("simple_cnn", "separable_resnet")
+BACKBONES: tuple[str, ...] = (*OWN_BACKBONES, *APPLICATION_BACKBONES)
 
 _BLOCK_NAME = re.compile(r"^block(\d+)$")
 
@@ -74,9 +79,9 @@ def _validate_classifier_arguments(
 def _resolve_weights(weights: str | os.PathLike, backbone: str) -> str:
     """Return "none", "imagenet" or the path of an existing ``.h5`` weights file."""
     if weights in ("none", "imagenet"):
-        if weights == "imagenet" and backbone == "simple_cnn":
+        if weights == "imagenet" and backbone in OWN_BACKBONES:
             raise ValueError(
-                "weights='imagenet' needs a keras.applications backbone; simple_cnn has no "
+                f"weights='imagenet' needs a keras.applications backbone; {backbone} has no "
                 f"ImageNet weights: use one of {', '.join(APPLICATION_BACKBONES)}, or 'none'."
             )
         return weights
@@ -113,8 +118,9 @@ def _feature_block(inputs: keras.KerasTensor, filters: int, index: int) -> keras
     return keras.layers.MaxPooling2D(2, name=f"block{index}")(x)
 
 
-def _simple_cnn_features(
-    images: keras.KerasTensor, conv_filters: Sequence[int], input_size: int | None
+def _own_backbone_features(
+    images: keras.KerasTensor, backbone: str, conv_filters: Sequence[int],
+    input_size: int | None,
 ) -> keras.KerasTensor:
     if len(conv_filters) == 0 or any(int(filters) < 1 for filters in conv_filters):
         raise ValueError(
@@ -127,8 +133,8 @@ def _simple_cnn_features(
         x = InputAdapter(input_size, to_rgb=False, mode="unit", dtype="float32",
                          name="input_adapter")(x)
         height = width = input_size
-    # Each block halves the spatial size with a valid 2x2 pooling, so the input must survive
-    # len(conv_filters) halvings with at least one pixel left.
+    # Each block (and separable_resnet's entry convolution) halves the side, so the input must
+    # survive len(conv_filters) halvings with at least one pixel left.
     smallest_allowed = 2 ** len(conv_filters)
     if min(height, width) < smallest_allowed:
         raise ValueError(
@@ -136,6 +142,8 @@ def _simple_cnn_features(
             f"{len(conv_filters)} pooling blocks; height and width (or input_size) must be >= "
             f"{smallest_allowed}."
         )
+    if backbone == "separable_resnet":
+        return separable_resnet_features(x, conv_filters)
     for index, filters in enumerate(conv_filters, start=1):
         x = _feature_block(x, int(filters), index)
     return x
@@ -210,17 +218,20 @@ def build_classifier(
         Number of classes K (>= 2).
     backbone : str
         ``"simple_cnn"`` (two conv/BN/ReLU units and a pooling per block, blocks ``block1``,
-        ``block2``, ...) or a ``keras.applications`` network: ``"mobilenet_v2"``,
+        ``block2``, ...), ``"separable_resnet"`` (a stride-2 entry convolution, then residual
+        blocks of separable convolutions, see :mod:`pixelflip.models.separable_resnet`) or a
+        ``keras.applications`` network: ``"mobilenet_v2"``,
         ``"efficientnet_b0"``, ``"resnet50"``, ``"vgg16"``, built without its top; its layers
         appear in ``model.layers`` under their keras names.
     weights : "none", "imagenet" or path
         ``"none"``: random initialisation. ``"imagenet"`` (applications only): keras' ImageNet
         weights, downloaded into ``~/.keras/models`` when not cached there. A path to a
         ``.weights.h5`` file (or a legacy keras ``.h5``): for an application, weights of the same
-        no-top application; for simple_cnn, weights of a whole classifier built with the same
-        arguments.
+        no-top application; for simple_cnn and separable_resnet, weights of a whole classifier
+        built with the same arguments.
     conv_filters : sequence of int
-        simple_cnn only: filters of each feature block.
+        simple_cnn: filters of each feature block; separable_resnet: of the entry convolution,
+        then of each residual block (at least two entries).
     dense_units : int
         Width of the hidden dense layer of the head.
     dropout_rate : float in [0, 1)
@@ -240,7 +251,7 @@ def build_classifier(
     ------
     ValueError
         For an invalid argument, including a weights path that does not exist or does not end in
-        ``.h5``, ``"imagenet"`` with simple_cnn, and ``input_size`` below 32 for applications.
+        ``.h5``, ``"imagenet"`` with simple_cnn or separable_resnet, and ``input_size`` below 32 for applications.
     TypeError
         If ``weights`` is neither a string nor a path.
     BackboneWeightsError
@@ -253,13 +264,13 @@ def build_classifier(
     weights = _resolve_weights(weights, backbone)
     images = keras.Input(shape=tuple(int(size) for size in input_shape), name="image",
                          dtype="float32")
-    if backbone == "simple_cnn":
-        features = _simple_cnn_features(images, conv_filters, input_size)
+    if backbone in OWN_BACKBONES:
+        features = _own_backbone_features(images, backbone, conv_filters, input_size)
     else:
         features = _application_features(images, backbone, weights, input_size)
     probabilities = _classification_head(features, num_classes, dense_units, dropout_rate)
     model = keras.Model(images, probabilities, name=name or backbone)
-    if backbone == "simple_cnn" and weights != "none":
+    if backbone in OWN_BACKBONES and weights != "none":
         model.load_weights(weights)
     return model
 
@@ -268,18 +279,22 @@ def feature_block_names(model: keras.Model) -> list[str]:
     """Names of the layers that end each feature stage of ``model``, shallowest first.
 
     For a ``keras.applications`` backbone, the layers of its curated stage list (see
-    ``pixelflip.models.zoo.APPLICATION_BACKBONES``) that the model contains; for simple_cnn,
-    ``block1``, ``block2``, ... in block order. Layer names are all it reads, so it works on a
+    ``pixelflip.models.zoo.APPLICATION_BACKBONES``) that the model contains; for simple_cnn and
+    separable_resnet, ``block1``, ``block2``, ... in block order. Layer names are all it reads, so it works on a
     model loaded from a ``.keras`` file. Empty when the model has neither.
     """
     layer_names = {layer.name for layer in model.layers}
-    for facts in APPLICATION_BACKBONES.values():
-        present = [name for name in facts.stage_names if name in layer_names]
-        if present:
-            return present
+    # Our own blocks first: separable_resnet names its poolings block1_pool, ..., which are
+    # also VGG16's stage names. No keras.applications network has a layer named block<N>.
     numbered = [
         (int(match.group(1)), layer_name)
         for layer_name in layer_names
         if (match := _BLOCK_NAME.match(layer_name))
     ]
-    return [layer_name for _, layer_name in sorted(numbered)]
+    if numbered:
+        return [layer_name for _, layer_name in sorted(numbered)]
+    for facts in APPLICATION_BACKBONES.values():
+        present = [name for name in facts.stage_names if name in layer_names]
+        if present:
+            return present
+    return []

@@ -12,12 +12,14 @@ from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 from pixelflip.plots.common import SUCCESS_COLOR, _new_figure
 
 COMPARISON_TABLE_COLUMNS = (
-    "model", "module", "backbone", "test_accuracy", "test_loss", "parameters",
-    "training_seconds", "inference_ms_per_image",
+    "model", "module", "backbone", "test_accuracy", "test_accuracy_low", "test_accuracy_high",
+    "test_loss", "parameters", "training_seconds", "inference_ms_per_image",
 )
 # How each numeric column is written in the table and on the bars.
 _NUMBER_FORMATS = {
     "test_accuracy": "{:.4f}",
+    "test_accuracy_low": "{:.4f}",
+    "test_accuracy_high": "{:.4f}",
     "test_loss": "{:.4f}",
     "parameters": "{:,.0f}",
     "training_seconds": "{:.1f}",
@@ -25,6 +27,8 @@ _NUMBER_FORMATS = {
 }
 # Table headers that differ from the column name with spaces for underscores.
 _HEADERS = {
+    "test_accuracy_low": "95% interval low",
+    "test_accuracy_high": "95% interval high",
     "training_seconds": "training s",
     "inference_ms_per_image": "inference ms",
 }
@@ -91,7 +95,8 @@ def plot_comparison_table(frame: pd.DataFrame, *, best_by: str = "test_accuracy"
     ----------
     frame : DataFrame, one row per model
         Columns ``model`` (for example base, se, cbam, pam, gc), ``module``, ``backbone``,
-        ``test_accuracy``, ``test_loss``, ``parameters``, ``training_seconds`` and
+        ``test_accuracy`` with its 95% interval ``test_accuracy_low`` and
+        ``test_accuracy_high``, ``test_loss``, ``parameters``, ``training_seconds`` and
         ``inference_ms_per_image``; other columns are ignored. Missing values show as "n/a".
     best_by : str, default "test_accuracy"
         The numeric column whose highest value marks the best model, for example
@@ -100,7 +105,8 @@ def plot_comparison_table(frame: pd.DataFrame, *, best_by: str = "test_accuracy"
 
     The table writes accuracy and loss with 4 decimals, parameters with thousands separators,
     seconds with 1 decimal and milliseconds with 3. Below it, horizontal bars give test accuracy,
-    parameters and inference milliseconds per model. The model(s) with the highest ``best_by``
+    parameters and inference milliseconds per model, the accuracy bars with their interval as
+    error bars, so a difference inside the intervals reads as noise. The model(s) with the highest ``best_by``
     are highlighted: a green table row and green bars in every chart, so its cost is read at a
     glance. Axes carry the labels ``table`` and the three column names for callers and tests.
 
@@ -142,7 +148,9 @@ def plot_comparison_table(frame: pd.DataFrame, *, best_by: str = "test_accuracy"
     _draw_table(table_axis, frame, columns, numbers, best)
     for index, column in enumerate(_BAR_TITLES):
         axis = figure.add_subplot(grid[1, index], label=column)
-        _draw_bars(axis, names, numbers[column], column, best)
+        interval = ((numbers["test_accuracy_low"], numbers["test_accuracy_high"])
+                    if column == "test_accuracy" else None)
+        _draw_bars(axis, names, numbers[column], column, best, interval)
     winners = ", ".join(name for name, is_best in zip(names, best) if is_best) or "n/a"
     figure.suptitle(f"attention modules compared (best {_header(best_by)}: {winners})")
     return figure
@@ -176,10 +184,15 @@ def _draw_table(axis, frame: pd.DataFrame, columns, numbers, best: np.ndarray) -
     axis.set_axis_off()
 
 
-def _draw_bars(axis, names, values: np.ndarray, column: str, best: np.ndarray) -> None:
+def _draw_bars(axis, names, values: np.ndarray, column: str, best: np.ndarray,
+               interval: tuple[np.ndarray, np.ndarray] | None) -> None:
     positions = np.arange(len(names))
+    error = None
+    if interval is not None:
+        low, high = interval
+        error = np.nan_to_num(np.stack([values - low, high - values]))
     bars = axis.barh(
-        positions, np.nan_to_num(values), height=0.7,
+        positions, np.nan_to_num(values), height=0.7, xerr=error, capsize=3,
         color=[SUCCESS_COLOR if is_best else _BAR_COLOR for is_best in best],
     )
     number_format = _NUMBER_FORMATS[column]

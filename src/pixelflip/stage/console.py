@@ -106,19 +106,23 @@ def stage_script() -> Path | None:
 
 
 def require_project_root(stage: str) -> None:
-    """Stop unless a stage script runs from its project's root, where its paths point.
+    """Stop unless a stage script runs from a pipeline folder of its project, where its paths point.
 
-    Every path a stage writes is relative to the project root; run from ``stages/`` it would
-    write ``stages/data/...``, outside what DVC tracks.
+    Every path a stage writes is relative to the folder of the ``dvc.yaml`` that runs it: the
+    project root, or a pipeline folder below it (``pipelines/cats-vs-dogs``, whose stages run
+    ``python ../../stages/<stage>.py``). Run from ``stages/`` it would write ``stages/data/...``,
+    outside what DVC tracks.
     """
     script = stage_script()
     if script is None:
         return
     root = script.parent.parent
-    if Path.cwd().resolve() != root:
-        fail(stage, f"run stage scripts from the project root, where dvc.yaml is: cd {root} && "
-                    f"python stages/{script.name} (or dvc repro {stage.split('@')[0]}); from "
-                    f"{Path.cwd()} its outputs would land outside the project")
+    here = Path.cwd().resolve()
+    if here == root or (root in here.parents and (here / "dvc.yaml").is_file()):
+        return
+    fail(stage, f"run stage scripts from the project root, where dvc.yaml is: cd {root} && "
+                f"python stages/{script.name} (or dvc repro {stage.split('@')[0]}); from "
+                f"{Path.cwd()} its outputs would land outside the project")
 
 
 def help_requested() -> bool:

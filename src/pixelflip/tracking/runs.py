@@ -61,15 +61,20 @@ def project_root(start: str | os.PathLike | None = None) -> Path:
 
 
 def store_root(root: Path) -> Path:
-    """Where the default MLflow store lives for a project at ``root``.
+    """Where the default MLflow store lives for a pipeline at ``root``: the DVC project's root.
 
-    ``dvc exp run --temp`` and queued experiments run in a copy under ``.dvc/tmp/exps/``; their
-    runs belong in the real project's store, not in a copy that DVC deletes afterwards.
+    A pipeline folder below the root (``pipelines/cats-vs-dogs``) shares the project's store, so
+    the MLflow UI shows both pipelines side by side. ``dvc exp run --temp`` and queued
+    experiments run in a copy under ``.dvc/tmp/exps/``; their runs belong in the real project's
+    store, not in a copy that DVC deletes afterwards.
     """
     parts = root.parts
     for index in range(len(parts) - 3):
         if parts[index:index + 4] == (".dvc", "tmp", "exps", parts[index + 3]):
             return Path(*parts[:index])
+    for folder in (root, *root.parents):
+        if (folder / ".dvc").is_dir():
+            return folder
     return root
 
 

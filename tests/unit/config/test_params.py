@@ -62,11 +62,18 @@ def test_values_are_typed(tmp_path):
     ("validate:\n  val_fraction: 0.5\n  test_fraction: 0.45\n", "leaves too little to train on"),
     ("train: [\n", "is not valid YAML at line 2"),
     ("train:\n  backbone: resnet18\n", "train.backbone = 'resnet18' is not allowed; allowed: one "
-     "of 'simple_cnn', 'mobilenet_v2', 'efficientnet_b0', 'resnet50', 'vgg16'"),
+     "of 'simple_cnn', 'separable_resnet', 'mobilenet_v2', 'efficientnet_b0', 'resnet50', "
+     "'vgg16'"),
     ("train:\n  weights: resnet.pt\n", "train.weights = 'resnet.pt' is not allowed; allowed: "
      "'none', 'imagenet' or the path of a Keras weights file (.weights.h5 or .h5)"),
     ("train:\n  backbone: vgg16\n  input_size: 28\n", "too small for vgg16; allowed: >= 32"),
-    ("train:\n  weights: imagenet\n", "simple_cnn has no ImageNet weights"),
+    ("train:\n  weights: imagenet\n", "simple_cnn has no ImageNet weights: set train.backbone "
+     "to one of mobilenet_v2, efficientnet_b0, resnet50, vgg16"),
+    ("train:\n  backbone: separable_resnet\n  weights: imagenet\n", "separable_resnet has no "
+     "ImageNet weights: set train.backbone to one of mobilenet_v2, efficientnet_b0, resnet50, "
+     "vgg16"),
+    ("train:\n  backbone: separable_resnet\n  conv_filters: [32]\n",
+     "train.conv_filters = [32] is too short for separable_resnet"),
     ("train:\n  input_size: 4\n", "train.input_size = 4 is out of range"),
     ("train:\n  class_weight: inverse\n", "train.class_weight = 'inverse' is not allowed"),
     ("train:\n  augment:\n    horizontal_flip: true\n", "a mirrored digit is another shape"),
@@ -299,6 +306,14 @@ def test_a_missing_section_is_refused(tmp_path):
     ("train:\n  weights: /no/such.weights.h5\n  backbone: vgg16\n", "is not a file"),
     ("attention:\n  placement: [block3]\n", "attention.placement names ['block3'], not feature "
                                             "blocks of simple_cnn with train.conv_filters = [32, 64]"),
+    # separable_resnet's first filters are its entry convolution's: one block fewer.
+    ("train:\n  backbone: separable_resnet\nattention:\n  placement: [block2]\n",
+     "attention.placement names ['block2'], not feature blocks of separable_resnet with "
+     "train.conv_filters = [32, 64]; allowed: block1"),
+    ("train:\n  backbone: separable_resnet\n  conv_filters: [32, 64, 128, 256]\n"
+     "attention:\n  placement: [block1, block4]\n",
+     "attention.placement names ['block4'], not feature blocks of separable_resnet with "
+     "train.conv_filters = [32, 64, 128, 256]; allowed: block1, block2, block3"),
 ])
 def test_checks_that_need_no_data_run_before_any_stage(tmp_path, text, expected):
     # These used to surface only in the stage that reads them, after training.
@@ -307,10 +322,31 @@ def test_checks_that_need_no_data_run_before_any_stage(tmp_path, text, expected)
     assert expected in str(caught.value)
 
 
-def test_known_tracking_uris_and_class_targets_pass(tmp_path):
-    params = load_partial(write(tmp_path, (
-        "tracking:\n  uri: 'postgresql+psycopg2://u@h/db'\n"
-        "counterfactuals:\n  target: class\n  target_class: '7'\n"
-        "attention:\n  placement: [block1, block2]\n")))
-    assert params.counterfactuals.target_class == "7"
-    assert params.attention.placement == ["block1", "block2"]
+@pytest.mark.parametrize("text, expected", [
+    ("tracking:\n  uri: 'postgresql+psycopg2://u@h/db'\n"
+     "counterfactuals:\n  target: class\n  target_class: '7'\n"
+     "attention:\n  placement: [block1, block2]\n",
+     {"counterfactuals.target_class": "7", "attention.placement": ["block1", "block2"]}),
+    # separable_resnet is built here like simple_cnn: no keras.applications minimum side of 32.
+    ("train:\n  backbone: separable_resnet\n  conv_filters: [32, 64, 128, 256]\n"
+     "  input_size: 16\nattention:\n  placement: [block1, block3]\n",
+     {"train.backbone": "separable_resnet", "train.input_size": 16,
+      "attention.placement": ["block1", "block3"]}),
+])
+def test_values_the_cross_key_checks_allow_pass(tmp_path, text, expected):
+    params = load_partial(write(tmp_path, text))
+    for key, value in expected.items():
+        section, name = key.split(".")
+        assert getattr(getattr(params, section), name) == value
+
+
+def test_a_small_side_is_refused_for_keras_applications_only(tmp_path):
+    with pytest.raises(ParamsError, match="too small for vgg16"):
+        load_partial(write(tmp_path, "train:\n  backbone: vgg16\n  input_size: 16\n"))
+
+
+def test_own_backbones_match_the_model_registry():
+    from pixelflip.config.params import OWN_BACKBONES as OWN_CHOICES
+    from pixelflip.models.backbones import OWN_BACKBONES
+
+    assert OWN_CHOICES == tuple(OWN_BACKBONES) == ("simple_cnn", "separable_resnet")

@@ -26,7 +26,8 @@ def test_the_photo_profile_is_valid_over_the_shipped_params():
     params = check_profile(read_profile(PHOTOS), PARAMS)
     assert (params.data.source, params.data.image_size, params.data.color_mode) == (
         "kaggle", 128, "rgb")
-    assert params.train.conv_filters == [32, 64, 128, 128]
+    assert params.train.backbone == "separable_resnet"
+    assert params.train.conv_filters == [32, 64, 128, 256]
     assert params.train.augment.horizontal_flip is True
     # What the profile does not name stays as params.yaml says.
     assert params.attention.modules == load_params(PARAMS).attention.modules
@@ -41,7 +42,8 @@ def test_dvc_reads_the_flags_back_as_the_profile_values(tmp_path):
                                                 "classes": {"Cat": "cat", "Dog": "dog"}}}
     flags = set_param_flags(profile)
     assert flags[0::2] == ["-S"] * (len(flags) // 2)
-    assert "train.conv_filters=[32,64,128,128]" in flags
+    assert "train.conv_filters=[32,64,128,256]" in flags
+    assert "train.backbone=separable_resnet" in flags
     copy = tmp_path / "params.yaml"
     shutil.copy(PARAMS, copy)
     apply_overrides(copy, flags[1::2])

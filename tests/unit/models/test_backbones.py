@@ -11,9 +11,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from pixelflip.models import add_attention
+from pixelflip.models.attention import ATTENTION_MODULES
 from pixelflip.models.backbones import (
     BACKBONES,
     HEAD_LAYER_NAMES,
+    OWN_BACKBONES,
     build_classifier,
     feature_block_names,
 )
@@ -126,6 +129,121 @@ def test_simple_cnn_loads_weights_of_the_same_architecture(tmp_path):
                                trained.predict(images, verbose=0), rtol=1e-6)
 
 
+# --- separable_resnet -------------------------------------------------------------------------
+
+# An entry convolution and two residual blocks, small enough to build in a fraction of a second.
+SEPARABLE_SHAPE = (32, 32, 3)
+SEPARABLE_FILTERS = (8, 8, 16)
+
+
+def separable_classifier(shape=SEPARABLE_SHAPE, **arguments):
+    arguments = {"conv_filters": SEPARABLE_FILTERS, "dense_units": 8, **arguments}
+    return build_classifier(shape, 3, backbone="separable_resnet", **arguments)
+
+
+def randomize(model: keras.Model, seed: int) -> None:
+    """Weights (batch-norm statistics included) no fresh initialisation would produce; positive,
+    so that no moving variance goes negative and turns the predictions into NaN."""
+    rng = np.random.default_rng(seed)
+    model.set_weights([rng.uniform(0.5, 1.5, size=w.shape) for w in model.get_weights()])
+
+
+@pytest.fixture(scope="module")
+def separable():
+    return separable_classifier()
+
+
+def test_separable_resnet_outputs_probabilities_of_each_class(separable):
+    probabilities = predict(separable, random_images(SEPARABLE_SHAPE, count=4, seed=6))
+    assert probabilities.shape == (4, 3)
+    assert probabilities.dtype == np.float32
+    assert np.all(probabilities >= 0.0)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert separable.name == "separable_resnet"
+    assert separable.input_shape == (None, *SEPARABLE_SHAPE)
+    assert separable.get_layer("logits").output.shape == (None, 3)
+
+
+def test_separable_resnet_blocks_are_residual_sums_found_in_order(separable):
+    # conv_filters[0] is the entry convolution; each further entry is one block.
+    assert feature_block_names(separable) == ["block1", "block2"]
+    for name in ("block1", "block2"):
+        assert isinstance(separable.get_layer(name), keras.layers.Add)
+        assert isinstance(separable.get_layer(f"{name}_unit1_sepconv"),
+                          keras.layers.SeparableConv2D)
+    assert not any(isinstance(layer, InputAdapter) for layer in separable.layers)
+
+
+def test_separable_resnet_halves_the_side_at_the_entry_and_at_every_block(separable):
+    shapes = [separable.get_layer(name).output.shape
+              for name in ("entry_conv", "block1", "block2")]
+    assert shapes == [(None, 16, 16, 8), (None, 8, 8, 8), (None, 4, 4, 16)]
+    # The last block's (activated) sum is what the head pools.
+    assert separable.get_layer("global_pool").input.shape == (None, 4, 4, 16)
+
+
+def test_separable_resnet_rounds_an_odd_side_up():
+    model = separable_classifier((20, 20, 1), conv_filters=(4, 4, 4))
+    sides = [model.get_layer(name).output.shape[1] for name in ("entry_conv", "block1", "block2")]
+    assert sides == [10, 5, 3]
+
+
+def test_separable_resnet_input_size_resizes_inside_the_model():
+    model = separable_classifier((24, 24, 3), input_size=32)
+    assert model.input_shape == (None, 24, 24, 3)
+    assert model.get_layer("input_adapter").output.shape == (None, 32, 32, 3)
+    assert model.get_layer("entry_conv").output.shape == (None, 16, 16, 8)
+    assert model.get_layer("block2").output.shape == (None, 4, 4, 16)
+
+
+def test_separable_resnet_loads_weights_of_the_same_architecture(tmp_path):
+    trained = separable_classifier()
+    randomize(trained, seed=7)
+    path = tmp_path / "separable_resnet.weights.h5"
+    trained.save_weights(path)
+    restored = separable_classifier(weights=path)
+    assert_same_layer_weights(trained, restored)
+    images = random_images(SEPARABLE_SHAPE, seed=8)
+    expected = predict(trained, images)
+    assert np.all(np.isfinite(expected))
+    np.testing.assert_allclose(predict(restored, images), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("module", sorted(ATTENTION_MODULES))
+def test_attention_goes_after_the_last_separable_resnet_block(module, separable):
+    model = add_attention(separable, module, reduction_ratio=2)
+    names = [layer.name for layer in model.layers]
+    base_names = [layer.name for layer in separable.layers]
+    split = base_names.index("block2") + 1
+    assert names == base_names[:split] + [f"attention_{module}"] + base_names[split:]
+    probabilities = predict(model, random_images(SEPARABLE_SHAPE, seed=9))
+    assert probabilities.shape == (2, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_attention_can_follow_every_separable_resnet_block(separable):
+    model = add_attention(separable, "se", placement=["block1", "block2"], reduction_ratio=2)
+    names = [layer.name for layer in model.layers]
+    assert names.index("attention_se_block1") == names.index("block1") + 1
+    assert names.index("attention_se_block2") == names.index("block2") + 1
+    with pytest.raises(ValueError, match=r"'entry_conv' is not a feature block"):
+        add_attention(separable, "se", placement="entry_conv")
+
+
+def test_separable_resnet_round_trips_through_a_keras_file(tmp_path):
+    model = separable_classifier((24, 24, 3), input_size=32)
+    randomize(model, seed=10)
+    path = tmp_path / "separable_resnet.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    images = random_images((24, 24, 3), count=3, seed=11)
+    expected = predict(model, images)
+    assert np.all(np.isfinite(expected))
+    np.testing.assert_array_equal(predict(loaded, images), expected)
+    assert feature_block_names(loaded) == ["block1", "block2"]
+    assert isinstance(loaded.get_layer("input_adapter"), InputAdapter)
+
+
 # --- keras.applications backbones -------------------------------------------------------------
 
 
@@ -187,7 +305,8 @@ def test_expected_stage_names_per_backbone():
     assert {name: feature_block_names(application_model(name, "grey")) for name in expected} == (
         expected
     )
-    assert BACKBONES == ("simple_cnn", *expected)
+    assert OWN_BACKBONES == ("simple_cnn", "separable_resnet")
+    assert BACKBONES == ("simple_cnn", "separable_resnet", *expected)
 
 
 @pytest.mark.parametrize("backbone", APPLICATIONS)
@@ -273,8 +392,14 @@ def test_application_loads_no_top_weights_from_a_path(tmp_path, file_name):
         ({"input_shape": (12, 12)}, "input_shape"),
         ({"input_size": 3}, "too small"),
         ({"input_size": 0}, "input_size"),
-        ({"backbone": "resnet18"}, "resnet18.*simple_cnn, mobilenet_v2"),
+        ({"backbone": "resnet18"}, "resnet18.*simple_cnn, separable_resnet, mobilenet_v2"),
         ({"weights": "imagenet"}, "simple_cnn has no ImageNet weights"),
+        ({"backbone": "separable_resnet", "weights": "imagenet"},
+         "separable_resnet has no ImageNet weights: use one of mobilenet_v2"),
+        ({"backbone": "separable_resnet", "conv_filters": (8,)},
+         r"conv_filters=\(8,\) is invalid for separable_resnet"),
+        ({"backbone": "separable_resnet", "conv_filters": (8, 0)}, "conv_filters"),
+        ({"backbone": "separable_resnet", "input_shape": (3, 3, 3)}, "too small"),
         ({"backbone": "vgg16", "input_size": 31}, "input_size=31.*minimum is 32"),
         ({"backbone": "vgg16", "input_shape": (32, 32, 2)}, "2 channels"),
     ],
@@ -300,9 +425,10 @@ def test_bad_weights_paths_say_what_is_expected(tmp_path):
         build_classifier((32, 32, 3), 2, backbone="vgg16", weights=None)
 
 
-@pytest.mark.parametrize("backbone", ["simple_cnn", "mobilenet_v2"])
+@pytest.mark.parametrize("backbone", ["simple_cnn", "separable_resnet", "mobilenet_v2"])
 def test_head_layer_names_are_the_last_layers_of_every_classifier(backbone):
     # The attention stage trains exactly these layers (and the module) on a frozen backbone.
-    model = build_classifier((32, 32, 1), 3, backbone=backbone, conv_filters=(4,), dense_units=4)
+    model = build_classifier((32, 32, 1), 3, backbone=backbone, conv_filters=(4, 4),
+                             dense_units=4)
     assert tuple(layer.name for layer in model.layers[-len(HEAD_LAYER_NAMES):]) \
         == HEAD_LAYER_NAMES

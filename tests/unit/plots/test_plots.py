@@ -10,6 +10,8 @@ import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.collections import LineCollection
+from matplotlib.container import BarContainer
 
 from pixelflip.counterfactuals.result import CounterfactualResult
 from pixelflip.plots.attention import attention_overlay, plot_attention_maps
@@ -327,6 +329,9 @@ def comparison_frame(**overrides):
         "module": [None, "se", "cbam", "pam", "gc"],
         "backbone": ["small_cnn"] * 5,
         "test_accuracy": [0.98123, 0.9845, 0.98714, 0.9803, 0.985],
+        # Their 95% intervals, uneven on purpose: the error bars must not be symmetric guesses.
+        "test_accuracy_low": [0.9760, 0.9800, 0.98301, 0.9750, 0.9805],
+        "test_accuracy_high": [0.9855, 0.9880, 0.99024, 0.9850, 0.9885],
         "test_loss": [0.061, 0.05, 0.045, 0.07, 0.05],
         "parameters": [1234567, 1250000, 1260000, 1300000, 1240000],
         "training_seconds": [120.33, 40.2, 45.16, 60.0, 38.0],
@@ -351,11 +356,13 @@ def test_comparison_table_formats_every_column_and_highlights_the_best(tmp_path)
         "table", "test_accuracy", "parameters", "inference_ms_per_image"
     ]
     header, *rows = table_rows(figure)
-    assert header[:4] == ["model", "module", "backbone", "test accuracy"]
+    assert header[:6] == ["model", "module", "backbone", "test accuracy", "95% interval low",
+                          "95% interval high"]
     assert rows[2] == [
-        "cbam", "cbam", "small_cnn", "0.9871", "0.0450", "1,260,000", "45.2", "0.510"
+        "cbam", "cbam", "small_cnn", "0.9871", "0.9830", "0.9902", "0.0450", "1,260,000", "45.2",
+        "0.510"
     ]
-    assert rows[0][:2] == ["base", "n/a"] and rows[0][5:] == ["1,234,567", "120.3", "0.412"]
+    assert rows[0][:2] == ["base", "n/a"] and rows[0][7:] == ["1,234,567", "120.3", "0.412"]
     # The best accuracy (cbam, row 3 counting the header) is the only highlighted row.
     cells = figure.axes[0].tables[0].get_celld()
     backgrounds = {row: cells[row, 3].get_facecolor() for row in range(1, 6)}
@@ -378,11 +385,36 @@ def test_comparison_table_formats_every_column_and_highlights_the_best(tmp_path)
     assert_png(path)
 
 
+def bar_container(figure, label) -> BarContainer:
+    (axis,) = [axis for axis in figure.axes if axis.get_label() == label]
+    (bars,) = [container for container in axis.containers if isinstance(container, BarContainer)]
+    return bars
+
+
+def test_comparison_accuracy_bars_carry_the_95_percent_interval_as_error_bars():
+    frame = comparison_frame()
+    figure = plot_comparison_table(frame)
+    errorbar = bar_container(figure, "test_accuracy").errorbar
+    assert errorbar is not None
+    _, _, (lines, *others) = errorbar.lines
+    assert not others and isinstance(lines, LineCollection)
+    # One horizontal segment per model, from its interval's low end to its high end.
+    segments = [np.asarray(segment) for segment in lines.get_segments()]
+    assert len(segments) == len(frame)
+    for segment, low, high in zip(segments, frame["test_accuracy_low"],
+                                  frame["test_accuracy_high"], strict=True):
+        assert sorted(segment[:, 0]) == pytest.approx([low, high])
+        assert segment[0, 1] == segment[1, 1]
+    # The other charts have no interval to show.
+    assert bar_container(figure, "parameters").errorbar is None
+    assert bar_container(figure, "inference_ms_per_image").errorbar is None
+
+
 def test_comparison_table_shows_missing_values_as_not_available():
     frame = comparison_frame(test_accuracy=[float("nan")] * 5, inference_ms_per_image=[None] * 5)
     figure = plot_comparison_table(frame)
     _, *rows = table_rows(figure)
-    assert all(row[3] == "n/a" and row[7] == "n/a" for row in rows)
+    assert all(row[3] == "n/a" and row[9] == "n/a" for row in rows)
     # No accuracy, so no model is highlighted.
     assert not any(
         patch.get_facecolor() == matplotlib.colors.to_rgba(SUCCESS_COLOR)
@@ -394,6 +426,8 @@ def test_comparison_table_rejects_missing_columns_empty_frames_and_text():
     frame = comparison_frame()
     with pytest.raises(ValueError, match=r"\['backbone', 'parameters'\]"):
         plot_comparison_table(frame.drop(columns=["parameters", "backbone"]))
+    with pytest.raises(ValueError, match=r"\['test_accuracy_low', 'test_accuracy_high'\]"):
+        plot_comparison_table(frame.drop(columns=["test_accuracy_high", "test_accuracy_low"]))
     with pytest.raises(ValueError, match="no rows"):
         plot_comparison_table(frame.iloc[:0])
     with pytest.raises(ValueError, match="training_seconds"):

@@ -91,7 +91,9 @@ def test_the_declarations_are_those_dvc_itself_reads():
     from dvc.repo import Repo
 
     with Repo(str(ROOT)) as repo:
-        stages = {stage.addressing: stage for stage in repo.index.stages}
+        # The root dvc.yaml's; pipeline folders derive theirs from it (test_pipeline_folder.py).
+        stages = {stage.addressing: stage for stage in repo.index.stages
+                  if Path(stage.path).parent == ROOT}
         assert sorted(stages) == sorted(DECLARATIONS)
         for name, stage in stages.items():
             declaration = DECLARATIONS[name]
@@ -190,13 +192,19 @@ def test_the_check_stage_reads_the_whole_file_and_every_stage_descends_from_it()
     assert checking == "check"
     with Repo(str(ROOT)) as repo:
         graph = repo.index.graph
-        stages = {stage.addressing: stage for stage in repo.index.stages}
+        # Every pipeline of the repository, the root's and each pipeline folder's, by folder.
+        pipelines: dict[Path, dict] = {}
+        for stage in repo.index.stages:
+            pipelines.setdefault(Path(stage.path).parent, {})[stage.name] = stage
         # DVC's graph points from a stage to the stages it depends on.
-        upstream_of = {name: {s.addressing for s in networkx.descendants(graph, stage)}
-                       for name, stage in stages.items()}
-    assert all(checking in upstream_of[name] for name in stages if name != checking)
-    (check_out,) = stages[checking].outs
-    assert check_out.persist and not check_out.use_cache
+        upstream_of = {(folder, name): {s.name for s in networkx.descendants(graph, stage)
+                                        if Path(s.path).parent == folder}
+                       for folder, stages in pipelines.items() for name, stage in stages.items()}
+    assert ROOT in pipelines
+    for folder, stages in pipelines.items():
+        assert all(checking in upstream_of[folder, name] for name in stages if name != checking)
+        (check_out,) = stages[checking].outs
+        assert check_out.persist and not check_out.use_cache
 
 
 def test_the_params_scan_sees_aliases_and_method_calls(tmp_path):

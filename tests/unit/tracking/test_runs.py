@@ -94,6 +94,49 @@ def test_temporary_experiment_copies_log_to_the_real_store():
     assert tracking.store_root(Path("/repo")) == Path("/repo")
 
 
+def dvc_project(root: Path) -> Path:
+    """A DVC project at ``root`` (its ``.dvc/`` folder) with a pipeline folder below it."""
+    (root / ".dvc").mkdir(parents=True)
+    (root / "dvc.yaml").write_text("stages: {}\n")
+    folder = root / "pipelines" / "photos"
+    folder.mkdir(parents=True)
+    (folder / "dvc.yaml").write_text("stages: {}\n")
+    return folder
+
+
+def test_a_pipeline_folder_shares_the_project_store(tmp_path, monkeypatch):
+    folder = dvc_project(tmp_path / "repo")
+    assert tracking.store_root(folder) == tmp_path / "repo"
+    assert tracking.store_root(tmp_path / "repo") == tmp_path / "repo"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking.resolve_tracking_uri(None, folder) == \
+        f"sqlite:///{tmp_path / 'repo' / 'mlflow.db'}"
+    # A temporary experiment copy of the pipeline folder logs to the real project too.
+    copy = Path("/repo/.dvc/tmp/exps/tmpabc123/pipelines/cats-vs-dogs")
+    assert tracking.store_root(copy) == Path("/repo")
+
+
+def test_the_nearest_dvc_project_holds_the_store(tmp_path):
+    (tmp_path / "outer" / ".dvc").mkdir(parents=True)
+    folder = dvc_project(tmp_path / "outer" / "inner")
+    assert tracking.store_root(folder) == tmp_path / "outer" / "inner"
+    # Outside any DVC project, the pipeline's own folder holds it, as before.
+    standalone = tmp_path / "standalone"
+    standalone.mkdir()
+    assert tracking.store_root(standalone) == standalone
+
+
+def test_a_stage_run_from_a_pipeline_folder_logs_to_the_project_store(tmp_path, monkeypatch):
+    folder = make_project(dvc_project(tmp_path / "repo"), monkeypatch)
+    run = run_stage(folder, "train")
+    assert (tmp_path / "repo" / "mlflow.db").exists()
+    assert not (folder / "mlflow.db").exists()
+    client = store_client(tmp_path / "repo")
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+    assert client.get_experiment_by_name("unit").artifact_location == \
+        (tmp_path / "repo" / "mlartifacts").as_uri()
+
+
 @pytest.mark.parametrize("command, expected", [
     (["/venv/bin/python", "/venv/bin/dvc", "repro"], True),
     (["/venv/bin/dvc", "exp", "run", "-S", "train.epochs=2"], True),
