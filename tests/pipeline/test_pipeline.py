@@ -116,8 +116,12 @@ def test_comparison_table_lists_every_model_with_its_figures(project):
         assert row["backbone"] == "simple_cnn"
         assert row["parameters"] > 1000 and row["inference_ms_per_image"] > 0
         assert 0.0 <= row["test_accuracy"] <= 1.0 and row["training_seconds"] > 0
+        # 95% interval of the accuracy on the test split's 30 digits (tiny params).
+        assert row["test_accuracy_low"] <= row["test_accuracy"] <= row["test_accuracy_high"]
+        assert row["test_accuracy_high"] - row["test_accuracy_low"] > 0.05
     table = (project / "plots/comparison/models.csv").read_text().splitlines()
-    assert table[0].startswith("model,module,backbone,test_accuracy,test_loss") and len(table) == 6
+    assert table[0].startswith("model,module,backbone,test_accuracy,test_accuracy_low,"
+                               "test_accuracy_high,test_loss") and len(table) == 6
     assert (project / "plots/comparison/models.png").stat().st_size > 10000
 
 
