@@ -95,18 +95,20 @@ def set_param_flags(profile: Mapping[str, Any]) -> list[str]:
     whole (``train.conv_filters=[32,64]``), written so that DVC reads back the same value.
     """
     flags = []
-    for key, value in _knob_values(profile, Params, prefix=""):
+    for key, value in knob_values(profile):
         text = _as_flag_value(key, value)
         flags += ["-S", f"{key}={text}"]
     return flags
 
 
-def _knob_values(values: Mapping[str, Any], section: type, prefix: str):
+def knob_values(values: Mapping[str, Any], section: type = Params, prefix: str = ""):
+    """``(dotted key, value)`` of every knob in ``values`` (params.yaml's layout), sections
+    followed down by the params dataclasses, a mapping knob (``data.classes``) kept whole."""
     hints = typing.get_type_hints(section)
     for name, value in values.items():
         kind = hints.get(name)
         if kind is not None and dataclasses.is_dataclass(kind) and isinstance(value, Mapping):
-            yield from _knob_values(value, kind, f"{prefix}{name}.")
+            yield from knob_values(value, kind, f"{prefix}{name}.")
         else:
             yield f"{prefix}{name}", value
 

@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 
 from pixelflip.config.knobs import ParamsError
-from pixelflip.config.profiles import parse_overrides, profile_path, read_profile
+from pixelflip.config.profiles import knob_values, parse_overrides, profile_path, read_profile
 from pixelflip.config.typed import merge_overrides
 from pixelflip.config.yaml_file import parse_yaml
 
@@ -76,7 +76,7 @@ def params_with_profile(root_params: str, values: Mapping[str, Any]) -> str:
     indentation and comment, its value written in YAML flow style. The result is checked: it
     must read back as the root file merged with ``values``.
     """
-    flat = dict(_flatten(values))
+    flat = dict(knob_values(values))
     lines = []
     path: list[tuple[int, str]] = []
     replaced = set()
@@ -110,19 +110,6 @@ def params_with_profile(root_params: str, values: Mapping[str, Any]) -> str:
         raise ParamsError("the profile's values could not be written into params.yaml line by "
                           "line (a knob spans several lines there); set them by hand")
     return text
-
-
-def _flatten(values: Mapping[str, Any], prefix: str = ""):
-    for name, value in values.items():
-        if isinstance(value, Mapping) and value and not _is_knob_mapping(prefix + name):
-            yield from _flatten(value, f"{prefix}{name}.")
-        else:
-            yield f"{prefix}{name}", value
-
-
-def _is_knob_mapping(key: str) -> bool:
-    # data.classes is the one knob whose value is a mapping ({folder name: label}).
-    return key == "data.classes"
 
 
 def _flow(value: Any) -> str:
