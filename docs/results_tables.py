@@ -7,7 +7,8 @@ Each table sits between ``<!-- results:<name> -->`` and ``<!-- /results -->`` in
 is rebuilt from ``metrics/comparison.json`` and the tables under ``plots/evaluate/``, so a number
 in the README is always one `dvc repro` wrote. ``<name>`` is a table of the digits default
 (``comparison``) or, prefixed ``photos-``, the same table of the committed photo pipeline in
-``pipelines/cats-vs-dogs`` (``photos-comparison``).
+``pipelines/cats-vs-dogs`` (``photos-comparison``); ``benchmark-<name>`` is the Markdown a
+benchmark script wrote to ``benchmarks/results/<name>.md``.
 """
 
 from __future__ import annotations
@@ -49,13 +50,25 @@ def comparison_table(pipeline: Path) -> list[str]:
 def counterfactual_table(pipeline: Path) -> list[str]:
     table = pd.read_csv(pipeline / "plots/evaluate/counterfactuals.csv")
     return markdown_table(
-        ["model", "set", "method", "images", "validity", "median L1", "median L2", "median L0",
-         "target prob.", "plausibility", "IM1", "iterations", "s / image"],
+        ["model", "set", "method", "images", "validity", "median L1", "median L0",
+         "median area", "median regions", "oracle agreement", "plausibility", "IM1",
+         "s / image"],
         [[row.model, row.set, row.method, str(row.num_images), f"{row.validity:.3f}",
-          f"{row.median_l1:.3g}", f"{row.median_l2:.2f}", f"{row.median_l0:g}",
-          f"{row.mean_target_probability:.2f}", f"{row.median_plausibility:.3g}",
-          f"{row.median_im1:.3g}", f"{row.mean_iterations:.0f}", f"{row.mean_seconds:.2f}"]
+          _number(row.median_l1, "{:.3g}"), _number(row.median_l0, "{:g}"),
+          _number(row.median_area, "{:.1%}"), _number(row.median_regions, "{:g}"),
+          _number(row.oracle_agreement, "{:.2f}"), _number(row.median_plausibility, "{:.3g}"),
+          _number(row.median_im1, "{:.3g}"), f"{row.mean_seconds:.2f}"]
          for row in table.itertuples()])
+
+
+def _number(value, pattern: str) -> str:
+    """``value`` formatted, or a dash where the pipeline had nothing to average (NaN)."""
+    return "–" if pd.isna(value) else pattern.format(value)
+
+
+def benchmark_table(name: str) -> list[str]:
+    """A benchmark's Markdown results, as its script wrote them under benchmarks/results."""
+    return (ROOT / "benchmarks" / "results" / f"{name}.md").read_text().rstrip().splitlines()
 
 
 def attribution_table(pipeline: Path) -> list[str]:
@@ -77,6 +90,9 @@ def render(text: str) -> str:
     """``text`` with every marked table rebuilt; ValueError for a marker without a table."""
     def replace(match: re.Match) -> str:
         name = match.group(1)
+        if name.startswith("benchmark-"):
+            rows = benchmark_table(name.removeprefix("benchmark-"))
+            return f"<!-- results:{name} -->\n" + "\n".join(rows) + "\n<!-- /results -->"
         prefix, table = ("photos-", name.removeprefix("photos-")) if name.startswith(
             "photos-") else ("", name)
         if table not in TABLES:

@@ -15,7 +15,7 @@ from pixelflip.tracking.runs import log_artifacts, log_metrics
 def main(params):
     from pixelflip.counterfactuals import make_counterfactual
     from pixelflip.counterfactuals.result import write_result
-    from pixelflip.data.loaders import load_classes
+    from pixelflip.data.loaders import load_classes, load_split
     from pixelflip.explanation.image_sets import load_image_sets
     from pixelflip.explanation.targets import target_class_index
     from pixelflip.models.loading import load_classifier
@@ -24,8 +24,11 @@ def main(params):
     options = params.counterfactuals
     classes = load_classes(layout.PREPARED_DIR)
     class_index = target_class_index(options.target_class, classes)
+    train_images, train_labels = load_split(layout.PREPARED_DIR, "train")
+    # Every method sees the training split; only the region method's distractors use it.
     methods = [make_counterfactual(name, **options.options(name), batch_size=options.batch_size,
-                                   random_state=params.seed) for name in options.methods]
+                                   random_state=params.seed).fit(train_images, train_labels)
+               for name in options.methods]
     with atomic_path(layout.COUNTERFACTUALS_DIR) as out_dir:
         out_dir.mkdir()  # also when every image set is empty, so the output exists
         for name in layout.model_names(params.attention.modules):

@@ -13,6 +13,9 @@ def main(params):
     from pixelflip.models.loading import load_classifier
     from pixelflip.stage.files import read_json
 
+    # Loaded before the report: a stage that cannot read the oracle fails before any scoring.
+    oracle = load_classifier(layout.ORACLE_MODEL)
+
     options = params.evaluate
     classes = load_classes(layout.PREPARED_DIR)
     train_images, train_labels = load_split(layout.PREPARED_DIR, "train")
@@ -23,7 +26,8 @@ def main(params):
         batch_size=options.batch_size, random_state=params.seed,
         figure_rows=params.select.figure_images, train_images=train_images,
         train_labels=train_labels,
-        autoencoders=load_class_autoencoders(layout.AUTOENCODERS_DIR, len(classes)))
+        autoencoders=load_class_autoencoders(layout.AUTOENCODERS_DIR, len(classes)),
+        oracle=oracle)
     compared = read_json(layout.COMPARISON_METRICS)["models"]
     for name in layout.model_names(params.attention.modules):
         entry = report.add_model(load_classifier(layout.model_path(name)), name, compared[name])
@@ -31,7 +35,7 @@ def main(params):
               "validity " + ", ".join(f"{method} {summary['validity']:.3f}" for method, summary
                                       in entry["counterfactuals"]["sampled"].items()), flush=True)
     table = write_report(report)
-    print(table[["model", "set", "method", *COUNTERFACTUAL_METRICS]].to_string(
+    print(table[["model", "set", "method", *COUNTERFACTUAL_METRICS, "median_regions"]].to_string(
         index=False, float_format=lambda value: f"{value:.4g}"), flush=True)
 
 

@@ -14,7 +14,8 @@ def load_script():
 
 def test_the_readme_tables_match_the_committed_metrics():
     readme = (ROOT / "README.md").read_text()
-    assert readme.count("<!-- results:") == 6  # the digits default and the photo pipeline
+    # Six of the digits default and the photo pipeline, and the region benchmark's.
+    assert readme.count("<!-- results:") == 7
     assert load_script().render(readme) == readme, (
         "README.md's result tables are stale: run `python docs/results_tables.py`")
 
@@ -31,3 +32,10 @@ def test_photo_tables_come_from_the_photo_pipeline_folder():
     photos = script.render("<!-- results:photos-comparison -->\n<!-- /results -->")
     assert "| simple_cnn |" in digits and "separable_resnet" not in digits
     assert "| separable_resnet |" in photos and "simple_cnn" not in photos
+
+
+def test_a_benchmark_table_is_the_markdown_its_script_wrote():
+    written = (ROOT / "benchmarks/results/region_counterfactuals.md").read_text()
+    rendered = load_script().render(
+        "<!-- results:benchmark-region_counterfactuals -->\n| old |\n<!-- /results -->")
+    assert "| old |" not in rendered and written.strip() in rendered

@@ -26,19 +26,21 @@ TINY = {
     "data": {"max_images_per_class": 20},
     "train": {"epochs": 4, "batch_size": 16, "early_stopping_patience": 10},
     "attention": {"epochs": 2, "frozen_epochs": 1},
+    "oracle": {"epochs": 1},
     "attributions": {"smoothgrad": {"num_samples": 4}, "lime": {"num_samples": 60}},
     "select": {"num_images": 8, "misclassified": 4},
     "counterfactuals": {"batch_size": 32, "elastic_net": {"binary_search_steps": 3},
-                        "growing_spheres": {"num_samples": 32, "max_layers": 20}},
+                        "growing_spheres": {"num_samples": 32, "max_layers": 20},
+                        "regions": {"num_references": 10}},
     "autoencoders": {"epochs": 1, "max_images_per_class": 10},
     "evaluate": {"deletion_steps": 5},
 }
-COUNTERFACTUAL_METHODS = ["elastic_net", "growing_spheres"]
+COUNTERFACTUAL_METHODS = ["elastic_net", "growing_spheres", "regions"]
 ATTRIBUTION_METHODS = ["grad_cam", "score_cam", "smoothgrad", "lime"]
 MODULES = ["se", "cbam", "pam", "gc"]
 # The check stage reads params.yaml only: no MLflow run, no TensorFlow.
 TRACKED_STAGES = ["download", "validate", "train",
-                  *(f"attention@{module}" for module in MODULES), "compare", "select",
+                  *(f"attention@{module}" for module in MODULES), "oracle", "compare", "select",
                   "attributions", "counterfactuals", "attention_maps", "autoencoders", "evaluate"]
 STAGES = ["check", *TRACKED_STAGES]
 
@@ -87,8 +89,14 @@ def test_repro_runs_every_stage_and_writes_every_output(project):
                 summary = model["counterfactuals"][image_set][method]
                 assert summary["num_images"] == len(indices)
                 assert 0.0 <= summary["validity"] <= summary["success_rate"] <= 1.0
+                # The oracle re-predicted every valid counterfactual.
+                assert summary["num_valid"] == 0 or 0.0 <= summary["oracle_agreement"] <= 1.0
+                assert 0.0 <= summary["oracle_original_agreement"] <= 1.0
                 figure = project / f"plots/explanations/{name}_{image_set}_{method}.png"
                 assert figure.stat().st_size > 5000
+            # Every method's counterfactuals of the same images, side by side.
+            assert (project / f"plots/explanations/{name}_{image_set}_methods.png").stat(
+                ).st_size > 5000
             for method in ATTRIBUTION_METHODS:
                 summary = model["attributions"][image_set][method]
                 assert summary["num_images"] == len(indices)
@@ -192,6 +200,11 @@ def test_mlflow_holds_one_parent_with_a_child_per_stage_and_the_models(project):
     # Every trained model is a version of one registered model; @best has the best val accuracy.
     versions = client.search_model_versions("name = 'pixelflip-classifier'")
     assert sorted(version.tags["module"] for version in versions) == sorted(["base", *MODULES])
+    # The oracle judges the classifiers: registered apart, so it can never become their @best.
+    oracles = client.search_model_versions("name = 'pixelflip-classifier-oracle'")
+    assert [version.tags["module"] for version in oracles] == ["oracle"]
+    oracle_metrics = json.loads((project / "metrics/oracle.json").read_text())
+    assert oracle_metrics["backbone"] == "separable_resnet" and oracle_metrics["epochs_run"] == 1
     best = client.get_model_version_by_alias("pixelflip-classifier", "best")
     comparison = json.loads((project / "metrics/comparison.json").read_text())
     assert float(best.tags["val_accuracy"]) == pytest.approx(

@@ -24,10 +24,12 @@ SMALL = {
     "data": {"path": str(PHOTOS), "max_images_per_class": 40, "image_size": 64},
     "train": {"epochs": 1, "input_size": None},
     "attention": {"epochs": 1, "frozen_epochs": 1},
+    "oracle": {"epochs": 1},
     "attributions": {"smoothgrad": {"num_samples": 4}, "lime": {"num_samples": 40}},
     "select": {"num_images": 4, "misclassified": 2, "figure_images": 2},
     "counterfactuals": {"elastic_net": {"max_iterations": 10, "binary_search_steps": 2},
-                        "growing_spheres": {"num_samples": 16, "max_layers": 8}},
+                        "growing_spheres": {"num_samples": 16, "max_layers": 8},
+                        "regions": {"num_references": 10}},
     "autoencoders": {"epochs": 1, "max_images_per_class": 10},
     "evaluate": {"deletion_steps": 4},
 }
@@ -54,7 +56,7 @@ def test_repro_runs_every_stage_of_the_folder_and_writes_its_outputs_there(proje
     project, folder, result = project
     lock = yaml.safe_load((folder / "dvc.lock").read_text())
     assert ran_stages(result.stdout) == list(lock["stages"])
-    assert len(lock["stages"]) == 15
+    assert len(lock["stages"]) == 16
     for stage in lock["stages"].values():
         for out in stage.get("outs", []):
             assert (folder / out["path"]).exists(), out["path"]

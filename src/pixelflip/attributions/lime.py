@@ -12,12 +12,12 @@ import numbers
 
 import numpy as np
 from lime import lime_image
-from skimage.segmentation import slic
 
 from pixelflip.attributions.method import AttributionMethod
 from pixelflip.config.checks import check_integer, check_non_negative
 from pixelflip.config.methods import LimeSettings
 from pixelflip.explanation.inputs import predict_probabilities
+from pixelflip.explanation.superpixels import superpixels
 
 _DEFAULTS = LimeSettings()
 
@@ -105,7 +105,7 @@ class Lime(AttributionMethod):
         return 1
 
     def _segment(self, image: np.ndarray) -> np.ndarray:
-        return slic(image, n_segments=self.num_segments, compactness=self.compactness, start_label=0)
+        return superpixels(image, num_segments=self.num_segments, compactness=self.compactness)
 
     def _attribute(self, prepared, images, targets):
         explainer, classify = prepared

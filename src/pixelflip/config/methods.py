@@ -40,6 +40,10 @@ class ElasticNetSettings:
     confidence: float = knob(0.2, minimum=0.0, help="logit margin kappa to clear")
     early_stopping_patience: int | None = knob(20, minimum=1,
                                                help="iterations without improvement; null = off")
+    perturbation_resolution: int | None = knob(None, minimum=1,
+                                               help="coarse grid side of the change; null = pixels")
+    tv_weight: float = knob(0.0, minimum=0.0,
+                            help="total variation of the change: blobs, not salt-and-pepper")
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,31 @@ class GrowingSpheresSettings:
     max_layers: int = knob(40, minimum=1, maximum=100000)
     sparsification_candidates: int = knob(16, minimum=1, maximum=100000)
     confidence: float = knob(0.0, minimum=0.0)
+
+
+#: What a replaced region shows (:mod:`pixelflip.counterfactuals.regions`).
+REGION_REPLACEMENTS = ("blur", "inpaint", "distractor")
+
+
+@dataclass(frozen=True)
+class RegionsSettings:
+    """Options of :class:`~pixelflip.counterfactuals.regions.RegionCounterfactual`."""
+
+    replacement: str = knob("distractor", choices=REGION_REPLACEMENTS,
+                            help="a region becomes: blurred | inpainted | the nearest target-class "
+                                 "training image's")
+    num_segments: int = knob(25, minimum=2, maximum=10000, help="SLIC superpixels per image")
+    compactness: float = knob(10.0, minimum=0.0, exclusive_minimum=True)
+    max_regions: int = knob(8, minimum=1, maximum=10000,
+                            help="most regions one counterfactual replaces")
+    candidates: int | None = knob(8, minimum=1,
+                                  help="regions scored per step, ranked by the gradient; "
+                                       "null = all")
+    num_references: int = knob(300, minimum=1, maximum=1000000,
+                               help="training images per class distractors are drawn from")
+    num_distractors: int = knob(3, minimum=1, maximum=1000,
+                                help="nearest distractors tried per image; the fewest regions win")
+    confidence: float = knob(0.0, minimum=0.0, help="log-probability margin to clear")
 
 
 @dataclass(frozen=True)
@@ -101,6 +130,7 @@ METHODS = (
     MethodSpec("elastic_net", COUNTERFACTUALS, "ElasticNetCounterfactual", ElasticNetSettings),
     MethodSpec("growing_spheres", COUNTERFACTUALS, "GrowingSpheresCounterfactual",
                GrowingSpheresSettings),
+    MethodSpec("regions", COUNTERFACTUALS, "RegionCounterfactual", RegionsSettings),
     MethodSpec("grad_cam", ATTRIBUTIONS, "GradCAM"),
     MethodSpec("score_cam", ATTRIBUTIONS, "ScoreCAM"),
     MethodSpec("smoothgrad", ATTRIBUTIONS, "SmoothGrad", SmoothGradSettings),

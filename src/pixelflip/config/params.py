@@ -25,6 +25,7 @@ from pixelflip.config.explanations import (
     check_explanations,
 )
 from pixelflip.config.knobs import ParamsError, knob
+from pixelflip.config.oracle import OracleParams, check_oracle
 from pixelflip.config.typed import build_section, merge_overrides, require_every_knob
 from pixelflip.config.yaml_file import read_yaml_mapping
 
@@ -161,6 +162,7 @@ class Params:
     validate: ValidateParams = field(default_factory=ValidateParams)
     train: TrainParams = field(default_factory=TrainParams)
     attention: AttentionParams = field(default_factory=AttentionParams)
+    oracle: OracleParams = field(default_factory=OracleParams)
     select: SelectParams = field(default_factory=SelectParams)
     attributions: AttributionsParams = field(default_factory=AttributionsParams)
     counterfactuals: CounterfactualsParams = field(default_factory=CounterfactualsParams)
@@ -224,6 +226,8 @@ def _check_cross_field(params: Params) -> None:
         raise ParamsError(f"data.kaggle.dataset = {data.kaggle.dataset!r} is not a Kaggle dataset "
                           "slug; allowed: 'owner/name' as in kaggle.com/datasets/owner/name")
     _check_training(params)
+    check_oracle(params.oracle, seed=params.seed, train=params.train, backbones=BACKBONES,
+                 own_backbones=OWN_BACKBONES)
     _check_classes(params)
     check_tracking(params.tracking)
     split = params.validate.val_fraction + params.validate.test_fraction

@@ -4,7 +4,10 @@
 for a whole batch inside a single ``tf.while_loop``: an iteration costs one forward and one
 backward pass of the model plus some elementwise ops on the batch, and no Python. Its settings
 come as one :class:`SearchSettings`; the pieces of its graph (booking valid points, the FISTA
-step, compaction) are the methods of :class:`SearchRound`, traced once per image shape.
+step, compaction) are the methods of :class:`SearchRound`, traced once per image shape. The
+smooth options (a coarse grid, total variation) are its subclass
+:class:`~pixelflip.counterfactuals.smooth_perturbation.SmoothSearchRound`, which overrides the
+FISTA step and leaves this per-pixel round as it is.
 
 Two choices keep an iteration at that bare forward+backward pass:
 
@@ -62,6 +65,9 @@ class SearchSettings:
             round, >= 1; ``max_iterations + 1`` never stops one early.
         proposal_check_interval: an int k >= 1 also books the proposals of every k-th
             iteration; None books only each image's last one.
+        perturbation_resolution, tv_weight: the smooth change of
+            :class:`~pixelflip.counterfactuals.smooth_perturbation.SmoothSearchRound`; this
+            module's :class:`SearchRound` ignores them.
     """
 
     max_iterations: int
@@ -73,13 +79,17 @@ class SearchSettings:
     clip_max: float
     patience: int
     proposal_check_interval: int | None = None
+    perturbation_resolution: int | None = None
+    tv_weight: float = 0.0
 
 
-def build_search_round(logits_of, *, image_shape, num_classes, settings: SearchSettings):
+def build_search_round(logits_of, *, image_shape, num_classes, settings: SearchSettings,
+                       round_class: type | None = None):
     """Compile one round of the search for images of ``image_shape`` and ``num_classes`` logits.
 
     ``logits_of`` maps (M, H, W, C) float32 images to (M, K) logits; ``settings`` holds the
-    search's settings (see :class:`SearchSettings`).
+    search's settings (see :class:`SearchSettings`); ``round_class`` is :class:`SearchRound`
+    (None) or a subclass taking the same arguments.
 
     Returns ``search_round(originals, targets, original_predictions, constants,
     best_distances, best_counterfactuals, active) -> (best_distances, best_counterfactuals,
@@ -91,8 +101,9 @@ def build_search_round(logits_of, *, image_shape, num_classes, settings: SearchS
     images_spec = tf.TensorSpec([None, *image_shape], tf.float32)
     vector_spec = tf.TensorSpec([None], tf.float32)
     classes_spec = tf.TensorSpec([None], tf.int32)
+    round_class = round_class or SearchRound
     return tf.function(
-        SearchRound(logits_of, num_classes, settings).run,
+        round_class(logits_of, num_classes, settings).run,
         input_signature=[
             images_spec, classes_spec, classes_spec, vector_spec, vector_spec, images_spec,
             tf.TensorSpec([None], tf.bool),
@@ -231,13 +242,19 @@ class SearchRound:
         objective = (
             constants * hinge + settings.l2_weight * squared + settings.l1_weight * l1_distance
         )
+        return self.advance(work, objective, proposal, next_slack)
+
+    def advance(self, work, objective, proposal, next_slack):
+        """Move the active images to their next proposal and extrapolation point; count the
+        iterations without progress of ``objective`` (M,) and stop the images out of patience."""
+        settings, active = self.settings, work["active"]
         progressed = objective < work["best_objective"] * (1.0 - RELATIVE_IMPROVEMENT)
         stall = tf.where(active, tf.where(progressed, 0, work["stall"] + 1), work["stall"])
         image_active = tf.reshape(active, [-1, 1, 1, 1])
         return {
             **work,
             "current": tf.where(image_active, proposal, work["current"]),
-            "slack": tf.where(image_active, next_slack, slack),
+            "slack": tf.where(image_active, next_slack, work["slack"]),
             "stall": stall,
             "best_objective": tf.where(
                 active, tf.minimum(objective, work["best_objective"]), work["best_objective"]

@@ -83,13 +83,22 @@ class CounterfactualMethod(ExplanationMethod):
         )
         original_probabilities = predict_probabilities(model, images, batch_size=self.batch_size)
         original_predictions = np.argmax(original_probabilities, axis=1).astype(np.int64)
-        counterfactuals, iterations = self._search(
+        counterfactuals, iterations, *extra = self._search(
             model, images, targets, original_probabilities, original_predictions
         )
         return build_result(
             self.name, model, images, counterfactuals, targets, original_probabilities,
-            iterations, started=started, batch_size=self.batch_size,
+            iterations, started=started, batch_size=self.batch_size, **(extra[0] if extra else {}),
         )
+
+    def fit(self, images, labels) -> CounterfactualMethod:
+        """Show the method real images (the training split) it may draw on; returns ``self``.
+
+        ``images`` (M, H, W, C) and ``labels`` (M,). Only a method that uses references (the
+        region method's distractors) keeps them; for the others this does nothing, so a stage
+        can fit every method the same way.
+        """
+        return self
 
     def _model_to_search(self, model, images):
         """The model as the search will call it; Keras models are taken as they are."""
@@ -102,8 +111,10 @@ class CounterfactualMethod(ExplanationMethod):
         targets: np.ndarray,
         original_probabilities: np.ndarray,
         original_predictions: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Counterfactuals (N, H, W, C) in [clip_min, clip_max] and iterations (N,) int64.
+    ) -> tuple:
+        """Counterfactuals (N, H, W, C) in [clip_min, clip_max] and iterations (N,) int64,
+        optionally followed by a dict of the result's optional fields (``masks``,
+        ``distractor_indices``).
 
         ``images`` and ``targets`` are checked; ``original_probabilities`` (N, K) float32 and
         ``original_predictions`` (N,) int64 are what the model says of the images. An image

@@ -34,7 +34,11 @@ _ARRAY_FIELDS = (
     "success",
     "iterations",
     "seconds",
+    "masks",
+    "distractor_indices",
 )
+# Fields added after results were first written: a file without them reads with their defaults.
+_OPTIONAL_FIELDS = ("masks", "distractor_indices")
 
 
 @dataclasses.dataclass
@@ -59,6 +63,14 @@ class CounterfactualResult:
         Optimisation steps spent on each image.
     seconds : float64 array of shape (N,)
         Wall time of the batched call divided by the number of images.
+    masks : bool array of shape (N, H, W), optional
+        The pixel positions the method was allowed to change: for the region method, the union
+        of the regions it replaced (no pixel outside it differs from the original). By default,
+        the positions where any channel of the perturbation is non-zero.
+    distractor_indices : int64 array of shape (N,), optional
+        For a method that copies pixels from reference images (the region method's
+        ``distractor`` replacement), the index of each image's distractor in the references
+        it was fitted on; -1 (the default) where none was used.
     """
 
     method: str
@@ -73,6 +85,8 @@ class CounterfactualResult:
     success: np.ndarray
     iterations: np.ndarray
     seconds: np.ndarray
+    masks: np.ndarray | None = None
+    distractor_indices: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.method = str(self.method)
@@ -89,6 +103,15 @@ class CounterfactualResult:
             raise ValueError(
                 f"originals has shape {self.originals.shape}; expected (N, H, W, C) images."
             )
+        if self.masks is None:
+            self.masks = np.any(self.perturbations != 0, axis=-1)
+        self.masks = np.asarray(self.masks, dtype=bool)
+        if self.masks.shape != self.originals.shape[:3]:
+            raise ValueError(f"masks has shape {self.masks.shape}; expected "
+                             f"{self.originals.shape[:3]}, one (H, W) mask per image.")
+        if self.distractor_indices is None:
+            self.distractor_indices = np.full(len(self.originals), -1)
+        self.distractor_indices = np.asarray(self.distractor_indices, dtype=np.int64)
         for name in ("counterfactuals", "perturbations"):
             shape = getattr(self, name).shape
             if shape != self.originals.shape:
@@ -98,7 +121,7 @@ class CounterfactualResult:
                 )
         count = self.originals.shape[0]
         for name in ("targets", "original_predictions", "counterfactual_predictions", "success",
-                     "iterations", "seconds"):
+                     "iterations", "seconds", "distractor_indices"):
             shape = getattr(self, name).shape
             if shape != (count,):
                 raise ValueError(f"{name} has shape {shape}; expected ({count},), one per image.")
@@ -131,7 +154,10 @@ class CounterfactualResult:
     @classmethod
     def load(cls, path: str | os.PathLike) -> CounterfactualResult:
         """Read a result written by :meth:`save`."""
-        arrays = load_npz_input(path, fields=("method", *_ARRAY_FIELDS))
+        arrays = load_npz_input(path, fields=[
+            name for name in ("method", *_ARRAY_FIELDS) if name not in _OPTIONAL_FIELDS])
+        with np.load(path, allow_pickle=False) as stored:
+            arrays.update({name: stored[name] for name in _OPTIONAL_FIELDS if name in stored.files})
         return cls(method=str(arrays.pop("method")), **arrays)
 
     @classmethod
@@ -265,11 +291,14 @@ def build_result(
     *,
     started: float,
     batch_size: int = 256,
+    masks: np.ndarray | None = None,
+    distractor_indices: np.ndarray | None = None,
 ) -> CounterfactualResult:
     """Measure the model on the counterfactuals and assemble the result.
 
     ``started`` is the :func:`time.perf_counter` value at the start of the method's call; the
-    per-image seconds cover everything up to and including this final prediction.
+    per-image seconds cover everything up to and including this final prediction. ``masks`` and
+    ``distractor_indices`` are those of :class:`CounterfactualResult` (None: their defaults).
     """
     counterfactuals = np.asarray(counterfactuals, dtype=np.float32)
     counterfactual_probabilities = predict_probabilities(
@@ -292,4 +321,6 @@ def build_result(
         success=is_success(counterfactual_predictions, targets, original_predictions),
         iterations=iterations,
         seconds=np.full(count, elapsed / count),
+        masks=masks,
+        distractor_indices=distractor_indices,
     )

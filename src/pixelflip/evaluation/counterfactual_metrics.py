@@ -9,9 +9,10 @@ import pandas as pd
 
 from pixelflip.config.checks import check_non_negative
 from pixelflip.counterfactuals.result import CounterfactualResult, check_result
+from pixelflip.explanation.changed_regions import changed_regions
 from pixelflip.explanation.targets import ANY_OTHER
 
-_DISTANCE_COLUMNS = ("l1", "l2", "l0")
+_DISTANCE_COLUMNS = ("l1", "l2", "l0", "area", "regions")
 
 
 def counterfactual_metrics(
@@ -25,7 +26,9 @@ def counterfactual_metrics(
     changed by more than ``change_tolerance``), ``target_probability`` (probability of the target
     class on the counterfactual; for target -1, of the class the counterfactual reached),
     ``original_probability`` (probability of the original prediction on the original image),
-    ``iterations`` and ``seconds``.
+    ``area`` (share of the image's pixel positions the counterfactual changes at all: its
+    ``masks``), ``regions`` (connected regions of that mask, 8-neighbour: a few for a region
+    counterfactual, many for a haze of pixel changes), ``iterations`` and ``seconds``.
 
     Parameters
     ----------
@@ -57,6 +60,8 @@ def counterfactual_metrics(
             "original_probability": result.original_probabilities[
                 rows, result.original_predictions
             ].astype(np.float64),
+            "area": result.masks.reshape(len(result), -1).mean(axis=1),
+            "regions": [changed_regions(mask)[1] for mask in result.masks],
             "iterations": result.iterations,
             "seconds": result.seconds,
         }
@@ -67,7 +72,7 @@ def summarize_counterfactuals(frame: pd.DataFrame) -> dict:
     """Summary of a :func:`counterfactual_metrics` frame, ready for JSON.
 
     Returns ``validity`` (success rate over all images), ``num_images``, ``num_valid``,
-    ``median_l1``, ``mean_l1``, ``median_l2``, ``mean_l2``, ``median_l0``, ``mean_l0`` (over
+    ``median_<d>`` and ``mean_<d>`` for d in l1, l2, l0, area and regions (over
     valid counterfactuals only: a failed search returns the unchanged image, whose zero distance
     would flatter the method), ``mean_seconds`` (per counterfactual) and ``mean_iterations``.
     A statistic with no images to average is ``None``, never NaN.

@@ -28,17 +28,20 @@ from pixelflip.evaluation.deletion_insertion import (
     summarize_deletion_insertion,
 )
 from pixelflip.evaluation.im1 import im1_scores
+from pixelflip.evaluation.oracle_agreement import oracle_agreement
 from pixelflip.evaluation.plausibility import nearest_class_distance_ratio
 from pixelflip.explanation.image_sets import load_image_sets
 from pixelflip.plots.common import save_figure
 from pixelflip.plots.comparison import plot_model_comparison
 from pixelflip.plots.counterfactuals import plot_explanation_grid, plot_explanation_row
 from pixelflip.plots.explanations import plot_explanation_metrics
+from pixelflip.plots.method_comparison import plot_method_comparison
 from pixelflip.stage import layout
 from pixelflip.stage.files import atomic_path, write_json
 from pixelflip.tracking.runs import log_artifacts, log_metrics
 
-COUNTERFACTUAL_METRICS = ["validity", "median_l1", "median_l0", "mean_seconds"]
+COUNTERFACTUAL_METRICS = ["validity", "median_l1", "median_area", "oracle_agreement",
+                          "mean_seconds"]
 ATTRIBUTION_METRICS = ["mean_deletion_auc", "mean_insertion_auc"]
 #: What ``evaluate`` reports of each model, as ``compare`` measured it.
 MODEL_COLUMNS = ("test_accuracy", "test_loss", "parameters")
@@ -46,7 +49,7 @@ MODEL_COLUMNS = ("test_accuracy", "test_loss", "parameters")
 
 def score_counterfactuals(
     result, *, change_tolerance: float, train_images, train_labels, autoencoders,
-    batch_size: int,
+    batch_size: int, oracle=None,
 ) -> tuple[pd.DataFrame, dict]:
     """Per-image metrics of one :class:`CounterfactualResult`, and their summary.
 
@@ -54,12 +57,16 @@ def score_counterfactuals(
     the original one), ``plausibility`` (:func:`nearest_class_distance_ratio` against the
     training split: below 1, the counterfactual is nearer to real images of its new class than
     the original was) and ``im1`` (:func:`im1_scores` with the per-class ``autoencoders``; below
-    1, the new class's autoencoder explains it better than the old one's).
+    1, the new class's autoencoder explains it better than the old one's) and, given an
+    ``oracle`` (the independently trained classifier), the columns of :func:`oracle_agreement`.
 
     The summary is :func:`summarize_counterfactuals` (``validity``: share predicted as the
     requested target) plus ``success_rate`` (share whose prediction changed at all: the two
     differ for targets other than "any other class"), ``mean_target_probability``,
-    ``median_plausibility`` and ``median_im1`` (over valid counterfactuals; None if none).
+    ``median_plausibility`` and ``median_im1`` (over valid counterfactuals; None if none) and,
+    given an oracle, ``oracle_agreement`` (share of valid counterfactuals the oracle assigns to
+    their target) and ``oracle_original_agreement`` (share of the originals it predicts as the
+    model does).
     """
     frame = counterfactual_metrics(result, change_tolerance=change_tolerance)
     frame.insert(frame.columns.get_loc("success") + 1, "changed",
@@ -67,8 +74,14 @@ def score_counterfactuals(
     frame["plausibility"] = nearest_class_distance_ratio(result, train_images, train_labels,
                                                          batch_size=max(batch_size, 512))
     frame["im1"] = im1_scores(result, autoencoders, batch_size=batch_size)
+    if oracle is not None:
+        for column, values in oracle_agreement(result, oracle, batch_size=batch_size).items():
+            frame[column] = values
     summary = summarize_counterfactuals(frame)
     valid = frame[frame["success"]]
+    if oracle is not None:
+        summary["oracle_agreement"] = _mean(valid["oracle_agrees"])
+        summary["oracle_original_agreement"] = _mean(frame["oracle_original_agrees"])
     summary["success_rate"] = _mean(frame["changed"])
     summary["mean_target_probability"] = _mean(valid["target_probability"])
     for column in ("plausibility", "im1"):
@@ -102,7 +115,8 @@ class ExplanationReport:
     ``counterfactual_methods`` and ``attribution_methods`` are the methods whose files are read;
     ``change_tolerance``, ``deletion_steps``, ``batch_size`` and ``random_state`` are passed to
     the scores; ``train_images``/``train_labels`` (the training split, uint8 is fine) and
-    ``autoencoders`` (class index -> keras.Model) serve plausibility and IM1;
+    ``autoencoders`` (class index -> keras.Model) serve plausibility and IM1; ``oracle`` (the
+    ``oracle`` stage's classifier, or None) re-predicts every counterfactual;
     ``figure_rows`` is the number of rows of each explanation figure.
     """
 
@@ -117,6 +131,7 @@ class ExplanationReport:
     train_images: Any
     train_labels: Any
     autoencoders: dict
+    oracle: Any = None
     evaluation: dict = field(default_factory=dict)
     per_image: list = field(default_factory=list)
 
@@ -139,20 +154,41 @@ class ExplanationReport:
         return entry
 
     def _score_counterfactual_set(self, model_name: str, image_set: str) -> dict:
-        summaries = {}
+        summaries, results = {}, {}
         for method in self.counterfactual_methods:
             result = CounterfactualResult.load(layout.explanation_path(
                 layout.COUNTERFACTUALS_DIR, model_name, image_set, method))
             frame, summaries[method] = score_counterfactuals(
                 result, change_tolerance=self.change_tolerance, train_images=self.train_images,
                 train_labels=self.train_labels, autoencoders=self.autoencoders,
-                batch_size=self.batch_size)
+                batch_size=self.batch_size, oracle=self.oracle)
             for position, (column, value) in enumerate(
                     (("model", model_name), ("set", image_set), ("method", method))):
                 frame.insert(position, column, value)
             self.per_image.append(frame)
             self._draw(result, model_name, image_set)
+            results[method] = result
+        if len(results) > 1:
+            # Pixel and region counterfactuals of the same images, side by side.
+            distractors = {method: images for method, result in results.items()
+                           if (images := self._distractors(result)) is not None}
+            save_figure(plot_method_comparison(
+                results, self.class_names, rows=self.figure_rows, distractors=distractors,
+                title=f"{model_name} · every method · {image_set} images"),
+                layout.EXPLANATIONS_DIR / f"{model_name}_{image_set}_methods.png")
         return summaries
+
+    def _distractors(self, result: CounterfactualResult):
+        """The training images a result's regions were copied from, (N, H, W, C) in [0, 1]
+        (blank where none was), or None when it used none."""
+        indices = result.distractor_indices
+        if not (indices >= 0).any():
+            return None
+        images = np.asarray(self.train_images)[np.maximum(indices, 0)].astype(np.float32)
+        if np.asarray(self.train_images).dtype == np.uint8:
+            images /= 255.0
+        images[indices < 0] = 0.0
+        return images
 
     def _score_attribution_set(self, model, model_name: str, image_set) -> dict:
         return {method: score_attributions(
@@ -169,13 +205,16 @@ class ExplanationReport:
         grad_cam = (self._attribution(model_name, image_set, "grad_cam").maps
                     if "grad_cam" in self.attribution_methods else None)
         title = f"{model_name} · {result.method} · {image_set} images"
+        distractors = self._distractors(result)
         save_figure(plot_explanation_grid(result, grad_cam, self.class_names,
-                                          rows=self.figure_rows, title=title),
+                                          rows=self.figure_rows, title=title,
+                                          distractors=distractors),
                     layout.EXPLANATIONS_DIR / f"{model_name}_{image_set}_{result.method}.png")
         if (model_name, image_set, result.method) == (
                 layout.BASE_MODEL_NAME, "sampled", self.counterfactual_methods[0]):
             save_figure(plot_explanation_row(result, grad_cam, self.class_names,
-                                             index=int(np.argmax(result.success)), title=title),
+                                             index=int(np.argmax(result.success)), title=title,
+                                             distractors=distractors),
                         layout.EXPLANATIONS_DIR / f"{model_name}_example.png")
 
 
@@ -198,7 +237,8 @@ def write_report(report: ExplanationReport) -> pd.DataFrame:
     save_figure(plot_model_comparison(models, ["test_accuracy"]), plots_dir / "models.png")
     for image_set in counterfactuals["set"].unique():
         save_figure(plot_explanation_metrics(
-            counterfactuals[counterfactuals["set"] == image_set], metrics=COUNTERFACTUAL_METRICS,
+            counterfactuals[counterfactuals["set"] == image_set],
+            metrics=[metric for metric in COUNTERFACTUAL_METRICS if metric in counterfactuals],
             title=f"Counterfactuals of {image_set} test images, per model and method"),
             plots_dir / f"counterfactuals_{image_set}.png")
     save_figure(plot_explanation_metrics(

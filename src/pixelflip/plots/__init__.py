@@ -6,6 +6,7 @@ PNG atomically.
 
 - :mod:`~pixelflip.plots.common`: :func:`save_figure`, colours, :func:`perturbation_overlay`.
 - :mod:`~pixelflip.plots.counterfactuals`: counterfactual figures and explanation grids.
+- :mod:`~pixelflip.plots.method_comparison`: every method's counterfactuals of the same images.
 - :mod:`~pixelflip.plots.attention`: attention maps over images and counterfactuals.
 - :mod:`~pixelflip.plots.explanations`: attribution maps of several methods and metric bars.
 - :mod:`~pixelflip.plots.training`: training history.

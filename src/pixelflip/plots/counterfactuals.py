@@ -1,6 +1,7 @@
 """Counterfactual figures: original, counterfactual and perturbation of one image or a grid.
 
-The explanation row and grid add a Grad-CAM panel and the perturbation overlay.
+The explanation row and grid show what a method changed instead: the original with its changed
+regions outlined, the counterfactual, the distractor a region method copied from, and Grad-CAM.
 """
 
 from __future__ import annotations
@@ -13,6 +14,12 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from pixelflip.config.checks import check_integer
+from pixelflip.plots.changes import (
+    _distractors_to_draw,
+    _draw_changes,
+    _draw_distractor,
+    describe_changed_regions,
+)
 from pixelflip.plots.common import (
     FAILURE_COLOR,
     PERTURBATION_COLORMAP,
@@ -22,7 +29,6 @@ from pixelflip.plots.common import (
     _draw_attribution,
     _draw_image,
     _new_figure,
-    perturbation_overlay,
 )
 
 
@@ -104,10 +110,12 @@ def plot_explanation_row(
     *,
     index: int = 0,
     title: str | None = None,
+    distractors: np.ndarray | None = None,
 ) -> Figure:
-    """Original | Grad-CAM | counterfactual | overlay for image ``index`` of ``result``.
+    """The panels of :func:`plot_explanation_grid` for image ``index`` (from 0) of ``result``.
 
-    The panels of :func:`plot_explanation_grid`, for one image; ``index`` counts from 0.
+    ``distractors`` is as for the grid, (N, H, W, C) for all N images of ``result``; the
+    distractor column appears when image ``index`` has one.
     """
     _check_result_and_names(result, class_names)
     if isinstance(index, bool) or not isinstance(index, numbers.Integral) or not (
@@ -116,7 +124,8 @@ def plot_explanation_row(
         raise ValueError(
             f"index={index!r} is invalid; expected an integer in 0..{len(result) - 1}."
         )
-    return _explanation_figure(result, attribution_maps, class_names, [int(index)], title)
+    return _explanation_figure(result, attribution_maps, class_names, [int(index)], title,
+                               distractors)
 
 
 def plot_explanation_grid(
@@ -126,13 +135,21 @@ def plot_explanation_grid(
     *,
     rows: int = 4,
     title: str | None = None,
+    distractors: np.ndarray | None = None,
 ) -> Figure:
-    """The research figure: one row per image, Original | Grad-CAM | Counterfactual | Overlay.
+    """The research figure: one row per image, what changed and what the model says about it.
+
+    Columns: Original | Changed regions outlined | Counterfactual | Distractor | Grad-CAM, the
+    last two only when there is something to show.
 
     Parameters
     ----------
     result : CounterfactualResult
-        Images of shape (H, W, C), C in {1, 3}, pixels in [0, 1].
+        Images of shape (H, W, C), C in {1, 3}, pixels in [0, 1]. Its ``masks`` (N, H, W) are
+        outlined (cyan edged in black) over the original and the counterfactual; the
+        changed-regions panel is captioned with the share of pixels changed and the number of
+        8-connected changed regions, so a pixel method's haze reads "area 97% · 1 region" and a
+        region method "area 8% · 3 regions".
     attribution_maps : array of shape (N, h, w) or (N, h, w, 1), or None
         One attribution (Grad-CAM) map per image of ``result``, at any resolution: it is
         stretched over the image and drawn in "jet" from min(0, map minimum) to its maximum,
@@ -145,13 +162,18 @@ def plot_explanation_grid(
         Images drawn: the first ``rows`` of ``result`` (fewer if it holds fewer).
     title : str, optional
         Figure title, for example the model and method; default "<method> counterfactuals".
+    distractors : array of shape (N, H, W, C), pixels in [0, 1], optional
+        Row i is the image ``result.distractor_indices[i]`` names (the caller looks them up;
+        rows whose index is -1 are ignored). The distractor column, with the copied regions
+        outlined, appears only when this is given and some drawn image has a distractor; a
+        drawn image without one shows an empty panel saying "none".
 
-    The overlay is :func:`perturbation_overlay`: the original in grey, red where pixels got
-    brighter and blue where darker, more opaque the larger the change. Axes carry the labels
-    ``original``, ``attribution``, ``counterfactual`` and ``overlay`` for callers and tests.
+    Axes carry the labels ``original``, ``changed``, ``counterfactual``, ``distractor`` and
+    ``attribution`` for callers and tests.
     """
     count = _rows_to_draw(result, class_names, rows, name="rows")
-    return _explanation_figure(result, attribution_maps, class_names, range(count), title)
+    return _explanation_figure(result, attribution_maps, class_names, range(count), title,
+                               distractors)
 
 
 def _name(index: int, class_names: Sequence[str] | None) -> str:
@@ -196,28 +218,37 @@ def _color_by_success(axis, result, row: int) -> None:
     axis.title.set_color(SUCCESS_COLOR if result.success[row] else FAILURE_COLOR)
 
 
-def _explanation_figure(result, attribution_maps, class_names, rows, title) -> Figure:
+def _explanation_figure(result, attribution_maps, class_names, rows, title,
+                        distractors) -> Figure:
     rows = list(rows)
     if attribution_maps is not None:
         attribution_maps = _check_attribution_maps("attribution_maps", attribution_maps,
                                                    len(result))
-    columns = 3 if attribution_maps is None else 4
+    distractors = _distractors_to_draw("distractors", distractors, result, rows)
+    columns = 3 + (distractors is not None) + (attribution_maps is not None)
     figure = _new_figure(figsize=(2.7 * columns, 2.9 * len(rows) + 0.4))
     axes = np.asarray(figure.subplots(len(rows), columns)).reshape(len(rows), columns)
     for axes_row, row in zip(axes, rows):
         original_title, counterfactual_title = _result_titles(result, row, class_names)
         original = _check_image("original", result.originals[row])
+        mask = result.masks[row]
         panels = iter(axes_row)
         _draw_image(next(panels), original, original_title, label="original")
-        if attribution_maps is not None:
-            _draw_attribution(next(panels), original, attribution_maps[row], title="Grad-CAM",
-                              label="attribution")
+        changed_axis = next(panels)
+        _draw_image(changed_axis, original, f"changed: {describe_changed_regions(mask)}",
+                    label="changed")
+        _draw_changes(changed_axis, mask)
         counterfactual_axis = next(panels)
         _draw_image(counterfactual_axis, result.counterfactuals[row], counterfactual_title,
                     label="counterfactual")
+        _draw_changes(counterfactual_axis, mask)
         _color_by_success(counterfactual_axis, result, row)
-        _draw_image(next(panels), perturbation_overlay(original, result.perturbations[row]),
-                    "overlay (red brighter, blue darker)", label="overlay")
+        if distractors is not None:
+            _draw_distractor(next(panels), distractors[row],
+                             int(result.distractor_indices[row]), mask)
+        if attribution_maps is not None:
+            _draw_attribution(next(panels), original, attribution_maps[row], title="Grad-CAM",
+                              label="attribution")
     figure.suptitle(title or f"{result.method} counterfactuals")
     return figure
 

@@ -25,11 +25,15 @@ MODELS_DIR = Path("models")
 BASE_MODEL = MODELS_DIR / "base.keras"
 ATTENTION_MODELS_DIR = MODELS_DIR / "attention"
 AUTOENCODERS_DIR = MODELS_DIR / "autoencoders"
+# The independent classifier that re-predicts counterfactuals; not one of the explained models.
+ORACLE_MODEL_NAME = "oracle"
+ORACLE_MODEL = MODELS_DIR / "oracle.keras"
 
 METRICS_DIR = Path("metrics")
 DATA_METRICS = METRICS_DIR / "data.json"
 COMPARISON_METRICS = METRICS_DIR / "comparison.json"
 EVALUATION_METRICS = METRICS_DIR / "evaluation.json"
+ORACLE_METRICS = METRICS_DIR / "oracle.json"
 PLOTS_DIR = Path("plots")
 TRAIN_PLOTS_DIR = PLOTS_DIR / "train"
 COMPARISON_DIR = PLOTS_DIR / "comparison"
@@ -37,6 +41,7 @@ ATTRIBUTION_PLOTS_DIR = PLOTS_DIR / "attributions"
 ATTENTION_MAP_PLOTS_DIR = PLOTS_DIR / "attention_maps"
 EVALUATE_PLOTS_DIR = PLOTS_DIR / "evaluate"
 EXPLANATIONS_DIR = PLOTS_DIR / "explanations"
+ORACLE_PLOTS_DIR = PLOTS_DIR / "oracle"
 
 # Training backups live outside every DVC output: DVC deletes a stage's outputs before it reruns
 # the stage, and a killed stage must find its last finished epoch there.

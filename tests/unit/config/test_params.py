@@ -314,6 +314,15 @@ def test_a_missing_section_is_refused(tmp_path):
      "attention:\n  placement: [block1, block4]\n",
      "attention.placement names ['block4'], not feature blocks of separable_resnet with "
      "train.conv_filters = [32, 64, 128, 256]; allowed: block1, block2, block3"),
+    # The oracle must be another network with another seed, or agreement proves nothing.
+    ("oracle:\n  seed: 42\n", "oracle.seed = 42 is the pipeline's seed"),
+    ("oracle:\n  backbone: simple_cnn\n  conv_filters: [32, 64]\n",
+     "build the same network as train (simple_cnn, None, [32, 64])"),
+    ("oracle:\n  backbone: resnet18\n", "oracle.backbone = 'resnet18' is unknown"),
+    ("oracle:\n  backbone: vgg16\n  input_size: 16\n", "oracle.input_size = 16 is too small"),
+    ("oracle:\n  conv_filters: [16]\n", "oracle.conv_filters = [16] is too short"),
+    ("counterfactuals:\n  regions:\n    replacement: noise\n",
+     "counterfactuals.regions.replacement"),
 ])
 def test_checks_that_need_no_data_run_before_any_stage(tmp_path, text, expected):
     # These used to surface only in the stage that reads them, after training.

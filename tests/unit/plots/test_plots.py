@@ -15,6 +15,10 @@ from matplotlib.container import BarContainer
 
 from pixelflip.counterfactuals.result import CounterfactualResult
 from pixelflip.plots.attention import attention_overlay, plot_attention_maps
+from pixelflip.plots.changes import (
+    changed_regions,
+    describe_changed_regions,
+)
 from pixelflip.plots.common import (
     DPI,
     FAILURE_COLOR,
@@ -64,7 +68,8 @@ def assert_png(path, minimum_bytes=5_000):
     return pixels
 
 
-def make_result(count=3, channels=1, size=10, originals=None, perturbations=None):
+def make_result(count=3, channels=1, size=10, originals=None, perturbations=None, masks=None,
+                distractor_indices=None):
     """Image 0..count-2 flipped from "cat" to "dog", the last one failed."""
     rng = np.random.default_rng(0)
     if originals is None:
@@ -86,6 +91,8 @@ def make_result(count=3, channels=1, size=10, originals=None, perturbations=None
         success=np.array([True] * (count - 1) + [False]),
         iterations=np.full(count, 10),
         seconds=np.full(count, 0.1),
+        masks=masks,
+        distractor_indices=distractor_indices,
     )
 
 
@@ -220,54 +227,144 @@ def labels_of(figure) -> list[str]:
     return [axis.get_label() for axis in figure.axes]
 
 
-def drawn_overlays(figure) -> list[np.ndarray]:
-    return [
-        np.asarray(axis.images[0].get_array()) for axis in figure.axes
-        if axis.get_label() == "overlay"
-    ]
+def two_squares_mask(count=3, size=8):
+    """Every image's mask: two separate 2x2 squares, 8 of 64 pixels (12.5%), 2 regions."""
+    masks = np.zeros((count, size, size), dtype=bool)
+    masks[:, 2:4, 2:4] = True
+    masks[:, 5:7, 5:7] = True
+    return masks
+
+
+def outline_vertices(axis) -> np.ndarray:
+    """The (x, y) points of the changed-region outlines drawn on ``axis``."""
+    (outline,) = axis.collections
+    return np.concatenate([path.vertices for path in outline.get_paths()])
 
 
 @pytest.mark.parametrize(("size", "channels"), [(28, 1), (128, 3)])
-def test_explanation_grid_has_four_panels_per_row(tmp_path, size, channels):
+def test_explanation_grid_shows_changed_regions_counterfactual_and_grad_cam(
+        tmp_path, size, channels):
     result = make_result(count=3, channels=channels, size=size)
     # Grad-CAM maps at a coarse feature-map resolution, stretched over the image.
     maps = np.random.default_rng(1).uniform(0, 1, (3, 7, 7))
     figure = plot_explanation_grid(
         result, maps, ["cat", "dog", "bird"], rows=2, title="base / elastic_net"
     )
-    assert len(figure.axes) == 2 * 4
-    assert labels_of(figure) == ["original", "attribution", "counterfactual", "overlay"] * 2
+    assert labels_of(figure) == ["original", "changed", "counterfactual", "attribution"] * 2
     titles = [axis.get_title() for axis in figure.axes]
     assert titles[0] == "#0 original: cat (0.70)" and titles[4].startswith("#1 original: cat")
     assert titles[2].startswith("counterfactual: dog (0.70)") and "flipped" in titles[2]
-    assert titles[1] == "Grad-CAM" and titles[3].startswith("overlay")
+    assert titles[3] == "Grad-CAM"
+    # A pixel method's haze: nearly every pixel changed, as measured on the mask.
+    share, regions = changed_regions(result.masks[0])
+    assert share > 0.9 and titles[1] == f"changed: {describe_changed_regions(result.masks[0])}"
     assert figure.get_suptitle() == "base / elastic_net"
+    # The changed panel is the original itself, in grey or colour, with the outline over it.
+    changed = figure.axes[1]
+    np.testing.assert_allclose(np.squeeze(changed.images[0].get_array()),
+                               np.squeeze(result.originals[0]), atol=1e-6)
+    assert changed.images[0].get_array().shape == ((size, size) if channels == 1 else
+                                                   (size, size, 3))
+    assert len(changed.collections) == 1 and len(figure.axes[2].collections) == 1
     # The attribution panel: the grey image, then the map over the whole image.
-    grey, heat = figure.axes[1].images
+    grey, heat = figure.axes[3].images
     assert grey.get_array().shape == (size, size) and grey.get_cmap().name == "gray"
     assert heat.get_cmap().name == "jet" and heat.get_extent() == [
         -0.5, size - 0.5, size - 0.5, -0.5
     ]
-    first_overlay = drawn_overlays(figure)[0]
-    assert first_overlay.shape == (size, size, 3)
-    np.testing.assert_allclose(
-        first_overlay, perturbation_overlay(result.originals[0], result.perturbations[0])
-    )
     path = tmp_path / "explanations.png"
     save_figure(figure, path)
     pixels = assert_png(path)
     assert pixels.shape[1] == round(4 * 2.7 * DPI)
 
 
+def test_changed_regions_are_outlined_along_pixel_edges_and_counted():
+    result = make_result(count=3, size=8, masks=two_squares_mask())
+    figure = plot_explanation_grid(result, None, ["cat", "dog", "bird"], rows=3)
+    # Without attribution maps or distractors: three columns.
+    assert labels_of(figure) == ["original", "changed", "counterfactual"] * 3
+    assert figure.axes[1].get_title() == "changed: area 12% · 2 regions"
+    for axis in figure.axes[1], figure.axes[2]:
+        vertices = outline_vertices(axis)
+        # On the edges between changed and unchanged pixels, around the two squares only.
+        assert vertices[:, 0].min() == 1.5 and vertices[:, 0].max() == 6.5
+        assert vertices[:, 1].min() == 1.5 and vertices[:, 1].max() == 6.5
+        in_first = np.all((vertices >= 1.5) & (vertices <= 3.5), axis=1)
+        in_second = np.all((vertices >= 4.5) & (vertices <= 6.5), axis=1)
+        assert (in_first | in_second).all() and in_first.any() and in_second.any()
+        # Drawing the outline keeps the image's extent and its downward y axis.
+        assert axis.get_xlim() == (-0.5, 7.5) and axis.get_ylim() == (7.5, -0.5)
+    # The counterfactual is the image itself, titled with the prediction as before.
+    np.testing.assert_allclose(np.squeeze(figure.axes[2].images[0].get_array()),
+                               np.squeeze(result.counterfactuals[0]), atol=1e-6)
+    assert figure.axes[2].title.get_color() == SUCCESS_COLOR
+
+
+def test_a_haze_too_fragmented_to_outline_is_tinted_instead():
+    # Half the pixels of a 28 x 28 image at random: about 750 changed/unchanged edges, far more
+    # than ten times H + W (560); outlines would hide the image.
+    masks = np.random.default_rng(6).uniform(size=(2, 28, 28)) < 0.5
+    result = make_result(count=2, size=28, masks=masks)
+    figure = plot_explanation_grid(result, None, None, rows=1)
+    changed, counterfactual = figure.axes[1], figure.axes[2]
+    share, regions = changed_regions(masks[0])
+    assert changed.get_title() == f"changed: area {100 * share:.0f}% · {regions} regions"
+    for axis in changed, counterfactual:
+        assert not axis.collections
+        image, tint = axis.images
+        alpha = np.asarray(tint.get_array())[..., 3]
+        np.testing.assert_array_equal(alpha > 0, masks[0])
+
+
+def test_an_unchanged_image_has_no_outline_and_says_so():
+    masks = two_squares_mask(count=2)
+    masks[1] = False
+    result = make_result(count=2, size=8, masks=masks)
+    figure = plot_explanation_grid(result, None, None)
+    changed = [axis for axis in figure.axes if axis.get_label() == "changed"]
+    assert changed[1].get_title() == "changed: area 0% · 0 regions"
+    assert not changed[1].collections and len(changed[0].collections) == 1
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_distractor_column_shows_the_pasted_image_or_none(channels):
+    result = make_result(count=3, channels=channels, size=8, masks=two_squares_mask(),
+                         distractor_indices=[5, -1, 7])
+    distractors = np.random.default_rng(4).uniform(0, 1, result.originals.shape)
+    maps = np.random.default_rng(1).uniform(0, 1, (3, 4, 4))
+    figure = plot_explanation_grid(result, maps, None, rows=3, distractors=distractors)
+    assert labels_of(figure) == [
+        "original", "changed", "counterfactual", "distractor", "attribution"] * 3
+    first, second, third = [axis for axis in figure.axes if axis.get_label() == "distractor"]
+    assert first.get_title() == "distractor #5" and third.get_title() == "distractor #7"
+    np.testing.assert_allclose(np.squeeze(first.images[0].get_array()),
+                               np.squeeze(distractors[0]), atol=1e-6)
+    # The pasted regions sit at the same positions on the distractor: outlined too.
+    assert len(first.collections) == 1
+    # No distractor for image 1: an empty panel that says so.
+    assert not second.images and [text.get_text() for text in second.texts] == ["none"]
+    # Without distractors, or when no drawn image used one, there is no such column.
+    assert "distractor" not in labels_of(plot_explanation_grid(result, maps, None))
+    assert "distractor" not in labels_of(
+        plot_explanation_grid(make_result(count=3, channels=channels, size=8), None, None,
+                              distractors=distractors))
+    none_drawn = make_result(count=3, channels=channels, size=8,
+                             distractor_indices=[-1, -1, 7])
+    assert "distractor" not in labels_of(
+        plot_explanation_grid(none_drawn, None, None, rows=2, distractors=distractors))
+    # The one-image row takes them too.
+    row = plot_explanation_row(result, None, None, index=2, distractors=distractors)
+    assert labels_of(row) == ["original", "changed", "counterfactual", "distractor"]
+    assert row.axes[3].get_title() == "distractor #7"
+
+
 @pytest.mark.parametrize("channels", [1, 3])
 def test_overlay_is_red_where_brighter_and_blue_where_darker(channels):
-    originals = np.full((2, 6, 6, channels), 0.5, dtype=np.float32)
-    perturbations = np.zeros_like(originals)
-    perturbations[0, 1, 1] = 0.4  # brighter, the largest change: pure red
-    perturbations[0, 2, 3] = -0.2  # darker, half the largest: half-way to blue
-    result = make_result(count=2, originals=originals, perturbations=perturbations)
-    figure = plot_explanation_grid(result, None, ["cat", "dog", "bird"], rows=1)
-    (overlay,) = drawn_overlays(figure)
+    original = np.full((6, 6, channels), 0.5, dtype=np.float32)
+    perturbation = np.zeros_like(original)
+    perturbation[1, 1] = 0.4  # brighter, the largest change: pure red
+    perturbation[2, 3] = -0.2  # darker, half the largest: half-way to blue
+    overlay = perturbation_overlay(original, perturbation)
     np.testing.assert_allclose(overlay[1, 1], [1.0, 0.0, 0.0], atol=1e-6)
     np.testing.assert_allclose(overlay[2, 3], [0.25, 0.25, 0.75], atol=1e-6)
     unchanged = np.ones((6, 6), dtype=bool)
@@ -275,8 +372,6 @@ def test_overlay_is_red_where_brighter_and_blue_where_darker(channels):
     np.testing.assert_allclose(overlay[unchanged], 0.5, atol=1e-6)  # grey, untinted
     colours = overlay.reshape(-1, 3)
     assert is_red(colours).sum() == 1 and is_blue(colours).sum() == 1
-    # Without attribution maps the Grad-CAM column is left out.
-    assert labels_of(figure) == ["original", "counterfactual", "overlay"]
 
 
 def test_overlay_of_an_unchanged_image_is_its_grey_version():
@@ -293,9 +388,10 @@ def test_explanation_row_draws_one_image(tmp_path):
     result = make_result(count=3, channels=1, size=28)
     maps = np.random.default_rng(3).uniform(0, 1, (3, 28, 28, 1))
     figure = plot_explanation_row(result, maps, None, index=2, title="cbam")
-    assert labels_of(figure) == ["original", "attribution", "counterfactual", "overlay"]
+    assert labels_of(figure) == ["original", "changed", "counterfactual", "attribution"]
     titles = [axis.get_title() for axis in figure.axes]
     assert titles[0] == "#2 original: 0 (0.70)" and "failed" in titles[2]
+    assert titles[1] == f"changed: {describe_changed_regions(result.masks[2])}"
     assert figure.axes[2].title.get_color() == FAILURE_COLOR
     path = tmp_path / "row.png"
     save_figure(figure, path)
@@ -313,6 +409,15 @@ def test_explanation_row_draws_one_image(tmp_path):
         (lambda result: plot_explanation_grid(result, None, ["cat"]), "class_names"),
         (lambda result: plot_explanation_row(result, None, None, index=3), "index"),
         (lambda result: plot_explanation_row(result, None, ["cat"]), "class_names"),
+        (lambda result: plot_explanation_grid(result, None, None,
+                                              distractors=np.zeros((3, 10, 10, 3))),
+         "distractors"),
+        (lambda result: plot_explanation_grid(result, None, None,
+                                              distractors=np.zeros((2, 10, 10, 1))),
+         "distractors"),
+        (lambda result: plot_explanation_row(result, None, None,
+                                             distractors=np.full((3, 10, 10, 1), np.nan)),
+         "distractors"),
     ],
 )
 def test_explanation_figures_reject_bad_arguments(call, message):
