@@ -45,9 +45,10 @@ def test_tiny_run_prints_overhead_and_scaling_rows():
         # shared machine noise can tip one below zero, so their sign is a wall-clock check and
         # does not belong in a test. That they are reported, as numbers, does.
         assert all(math.isfinite(value) for value in (engine, bare, checked))
-        # The overhead printed is the median of paired ratios, so only its sign of life is
-        # checked: a finite percentage above -100 %.
-        assert float(match.group(6)) > -100.0
+        # The overhead printed is the median of paired ratios of those slopes, so it inherits
+        # their noise (under load a negative slope gives an overhead below -100 %): only that
+        # it is reported, as a number, is checked.
+        assert math.isfinite(float(match.group(6)))
 
     rows = [SCALING_LINE.match(line) for line in lines]
     rows = [(row.group(1), int(row.group(2)), int(row.group(3)), row) for row in rows if row]

@@ -8,9 +8,11 @@ region has a replacement, chosen by ``replacement``:
 * ``blur``: the region heavily blurred ("remove this evidence");
 * ``inpaint``: the region filled from its surroundings by OpenCV's Telea inpainting, each region
   on its own;
-* ``distractor``: the same region of a real image of the target class, the one nearest to the
-  image in the model's feature space among the references given to :meth:`fit` (the distractor of
-  Goyal et al. 2019, *Counterfactual Visual Explanations*): "this patch of a dog makes it a dog".
+* ``distractor``: the same region of a real image of the target class (for "any other class",
+  the runner-up, which the search then aims at), one of the ``num_distractors`` references given
+  to :meth:`fit` nearest to the image in the model's penultimate features, all searched at once,
+  the one needing the fewest regions kept (the distractor of Goyal et al. 2019, *Counterfactual
+  Visual Explanations*): "this patch of a dog makes it a dog".
 
 The search is greedy and batched (:mod:`pixelflip.counterfactuals.region_search`): every step adds,
 for each image still searching, the region whose replacement most raises the target's margin;
