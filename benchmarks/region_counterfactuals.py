@@ -39,6 +39,7 @@ from pixelflip.data.loaders import load_split
 from pixelflip.evaluation.counterfactual_metrics import counterfactual_metrics
 from pixelflip.evaluation.oracle_agreement import oracle_agreement
 from pixelflip.explanation.inputs import predict_probabilities
+from pixelflip.explanation.model_access import PredictOnly
 from pixelflip.explanation.targets import resolve_targets
 from pixelflip.models.loading import load_classifier
 from pixelflip.stage import layout
@@ -46,16 +47,6 @@ from pixelflip.stage import layout
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # The smooth search's options, as docs/explanations recommends for 128 px photos.
 SMOOTH = {"perturbation_resolution": 16, "tv_weight": 0.5}
-
-
-class PredictOnly:
-    """The model seen as a black box: ``predict`` only."""
-
-    def __init__(self, model) -> None:
-        self._model = model
-
-    def predict(self, images):
-        return np.asarray(self._model(images, training=False))
 
 
 def configurations(params) -> list[tuple[str, str, dict, bool]]:

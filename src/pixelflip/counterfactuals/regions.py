@@ -41,6 +41,7 @@ from pixelflip.counterfactuals.region_search import (
     compiled_forward,
     feature_function,
 )
+from pixelflip.explanation.inputs import unit_float_images
 from pixelflip.explanation.model_access import as_prediction_model
 from pixelflip.explanation.superpixels import superpixels
 from pixelflip.explanation.targets import ANY_OTHER
@@ -155,7 +156,7 @@ class RegionCounterfactual(CounterfactualMethod):
             rng.permutation(np.flatnonzero(labels == label))[:self.num_references]
             for label in np.unique(labels)])
         kept.sort()
-        self._references = (kept, _as_float(images[kept]), labels[kept])
+        self._references = (kept, unit_float_images(images[kept]), labels[kept])
         self._reference_features = None
         return self
 
@@ -253,12 +254,6 @@ def _goal_classes(targets: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
     runner-up, the class the model already finds most likely after its prediction."""
     runner_up = np.argsort(probabilities, axis=1)[:, -2]
     return np.where(targets == ANY_OTHER, runner_up, targets).astype(np.int64)
-
-
-def _as_float(images: np.ndarray) -> np.ndarray:
-    if images.dtype == np.uint8:
-        return images.astype(np.float32) / 255.0
-    return images.astype(np.float32)
 
 
 def _blur(image: np.ndarray, sigma: float) -> np.ndarray:

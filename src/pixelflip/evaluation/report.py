@@ -31,6 +31,7 @@ from pixelflip.evaluation.im1 import im1_scores
 from pixelflip.evaluation.oracle_agreement import oracle_agreement
 from pixelflip.evaluation.plausibility import nearest_class_distance_ratio
 from pixelflip.explanation.image_sets import load_image_sets
+from pixelflip.explanation.inputs import unit_float_images
 from pixelflip.plots.common import save_figure
 from pixelflip.plots.comparison import plot_model_comparison
 from pixelflip.plots.counterfactuals import plot_explanation_grid, plot_explanation_row
@@ -184,9 +185,7 @@ class ExplanationReport:
         indices = result.distractor_indices
         if not (indices >= 0).any():
             return None
-        images = np.asarray(self.train_images)[np.maximum(indices, 0)].astype(np.float32)
-        if np.asarray(self.train_images).dtype == np.uint8:
-            images /= 255.0
+        images = unit_float_images(np.asarray(self.train_images)[np.maximum(indices, 0)])
         images[indices < 0] = 0.0
         return images
 

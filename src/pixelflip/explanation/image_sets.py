@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pixelflip.config.checks import check_integer
-from pixelflip.explanation.inputs import predict_probabilities
+from pixelflip.explanation.inputs import predict_probabilities, unit_float_images
 from pixelflip.explanation.targets import resolve_targets
 from pixelflip.stage.files import atomic_path, write_json
 from pixelflip.stage.inputs import load_npz_input, read_json_input
@@ -107,13 +107,13 @@ def select_test_images(
     """
     test_labels = np.asarray(test_labels, dtype=np.int64)
     probabilities = np.concatenate([
-        predict_probabilities(model, _to_unit(test_images[start:start + batch_size]),
+        predict_probabilities(model, unit_float_images(test_images[start:start + batch_size]),
                               batch_size=batch_size)
         for start in range(0, len(test_images), batch_size)
     ])
     sets = explained_sets(probabilities.argmax(axis=1), test_labels, num_images=num_images,
                           misclassified=misclassified, seed=seed)
-    return [ExplainedSet(name, indices, _to_unit(test_images[indices]), test_labels[indices],
+    return [ExplainedSet(name, indices, unit_float_images(test_images[indices]), test_labels[indices],
                          probabilities[indices]) for name, indices in sets.items()]
 
 
@@ -153,7 +153,3 @@ def load_image_sets(folder: str | os.PathLike) -> list[ExplainedSet]:
         stored = load_npz_input(folder / f"{name}.npz", fields=_SET_FIELDS)
         sets.append(ExplainedSet(name, *(stored[field] for field in _SET_FIELDS)))
     return sets
-
-
-def _to_unit(images) -> np.ndarray:
-    return np.asarray(images, dtype=np.float32) / 255.0

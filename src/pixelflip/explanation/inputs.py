@@ -77,6 +77,15 @@ def validate_explain_inputs(
     return images, targets
 
 
+def unit_float_images(images) -> np.ndarray:
+    """``images`` as float32 in [0, 1]: uint8 pixels (as the stages store them) divided by 255,
+    float pixels kept as they are."""
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        return images.astype(np.float32) / 255.0
+    return images.astype(np.float32)
+
+
 def predict_probabilities(model, images: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
     """Softmax outputs (N, K) float32 of ``model`` in inference mode, computed in batches."""
     chunks = [

@@ -77,6 +77,18 @@ class PredictionModel:
         return scores
 
 
+class PredictOnly:
+    """A Keras model seen as a black box: it only answers ``predict(images) -> (N, K)
+    probabilities``, so a method given it cannot take gradients. For proving that a method is
+    black-box (tests) and measuring what that costs (benchmarks)."""
+
+    def __init__(self, model) -> None:
+        self._model = model
+
+    def predict(self, images) -> np.ndarray:
+        return np.asarray(self._model(images, training=False), dtype=np.float32)
+
+
 def as_prediction_model(model, images, *, fill_value: float):
     """The model itself if it is a ``keras.Model``, else a :class:`PredictionModel` around it.
 

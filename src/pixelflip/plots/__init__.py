@@ -4,8 +4,9 @@ Functions return a :class:`matplotlib.figure.Figure` that is not registered with
 display backend is needed and nothing leaks between calls); :func:`save_figure` writes it as a
 PNG atomically.
 
-- :mod:`~pixelflip.plots.common`: :func:`save_figure`, colours, :func:`perturbation_overlay`.
+- :mod:`~pixelflip.plots.common`: :func:`save_figure`, colours, image drawing.
 - :mod:`~pixelflip.plots.counterfactuals`: counterfactual figures and explanation grids.
+- :mod:`~pixelflip.plots.changes`: what a counterfactual changed, outlined, and its distractor.
 - :mod:`~pixelflip.plots.method_comparison`: every method's counterfactuals of the same images.
 - :mod:`~pixelflip.plots.attention`: attention maps over images and counterfactuals.
 - :mod:`~pixelflip.plots.explanations`: attribution maps of several methods and metric bars.

@@ -21,8 +21,6 @@ DPI = 120
 # Diverging and reversed so that positive changes (brighter) are red, negative (darker) blue.
 PERTURBATION_COLORMAP = "RdBu_r"
 ATTRIBUTION_COLORMAP = "jet"
-_RED = np.array([1.0, 0.0, 0.0], dtype=np.float32)
-_BLUE = np.array([0.0, 0.0, 1.0], dtype=np.float32)
 SUCCESS_COLOR = "#1a7f37"
 FAILURE_COLOR = "#cf222e"
 
@@ -34,26 +32,6 @@ def save_figure(figure: Figure, path: str | os.PathLike) -> None:
     if "matplotlib.pyplot" in sys.modules:
         # Only figures made through pyplot are held open by it; closing ours is a no-op.
         sys.modules["matplotlib.pyplot"].close(figure)
-
-
-def perturbation_overlay(image, perturbation) -> np.ndarray:
-    """(H, W, 3) RGB in [0, 1]: ``image`` in grey, tinted by the channel-mean ``perturbation``.
-
-    Red where the change is positive (brighter), blue where negative (darker), with opacity
-    ``|change| / max |change|``, so unchanged pixels keep their grey and the largest change is
-    pure red or blue. ``image`` and ``perturbation`` have shape (H, W, C), C in {1, 3}.
-    """
-    image, perturbation = (np.asarray(array, dtype=np.float32) for array in (image, perturbation))
-    _check_image("image", image)
-    if perturbation.shape != image.shape:
-        raise ValueError(
-            f"perturbation has shape {perturbation.shape}; expected {image.shape}, the image's."
-        )
-    grey = np.clip(image.mean(axis=-1), 0.0, 1.0)[..., None]
-    change = perturbation.mean(axis=-1)
-    opacity = (np.abs(change) / (float(np.abs(change).max()) or 1.0))[..., None]
-    tint = np.where(change[..., None] > 0, _RED, _BLUE)
-    return ((1.0 - opacity) * grey + opacity * tint).astype(np.float32)
 
 
 def _new_figure(**kwargs) -> Figure:

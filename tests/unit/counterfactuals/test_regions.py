@@ -19,21 +19,12 @@ from support.trained_digits import trained_digit_model
 
 from pixelflip.counterfactuals import make_counterfactual
 from pixelflip.explanation.inputs import predict_probabilities
+from pixelflip.explanation.model_access import PredictOnly
 from pixelflip.explanation.superpixels import superpixels
 from pixelflip.explanation.targets import ANY_OTHER, resolve_targets
 
 NUM_IMAGES = 24
 SEGMENTS = {"num_segments": 25, "compactness": 10.0}
-
-
-class PredictOnly:
-    """A model the method can only query: ``predict`` and nothing else of Keras."""
-
-    def __init__(self, model) -> None:
-        self._model = model
-
-    def predict(self, images):
-        return np.asarray(self._model(images, training=False))
 
 
 @functools.cache

@@ -23,7 +23,6 @@ from pixelflip.plots.common import (
     DPI,
     FAILURE_COLOR,
     SUCCESS_COLOR,
-    perturbation_overlay,
     save_figure,
 )
 from pixelflip.plots.comparison import plot_comparison_table, plot_model_comparison
@@ -356,32 +355,6 @@ def test_distractor_column_shows_the_pasted_image_or_none(channels):
     row = plot_explanation_row(result, None, None, index=2, distractors=distractors)
     assert labels_of(row) == ["original", "changed", "counterfactual", "distractor"]
     assert row.axes[3].get_title() == "distractor #7"
-
-
-@pytest.mark.parametrize("channels", [1, 3])
-def test_overlay_is_red_where_brighter_and_blue_where_darker(channels):
-    original = np.full((6, 6, channels), 0.5, dtype=np.float32)
-    perturbation = np.zeros_like(original)
-    perturbation[1, 1] = 0.4  # brighter, the largest change: pure red
-    perturbation[2, 3] = -0.2  # darker, half the largest: half-way to blue
-    overlay = perturbation_overlay(original, perturbation)
-    np.testing.assert_allclose(overlay[1, 1], [1.0, 0.0, 0.0], atol=1e-6)
-    np.testing.assert_allclose(overlay[2, 3], [0.25, 0.25, 0.75], atol=1e-6)
-    unchanged = np.ones((6, 6), dtype=bool)
-    unchanged[1, 1] = unchanged[2, 3] = False
-    np.testing.assert_allclose(overlay[unchanged], 0.5, atol=1e-6)  # grey, untinted
-    colours = overlay.reshape(-1, 3)
-    assert is_red(colours).sum() == 1 and is_blue(colours).sum() == 1
-
-
-def test_overlay_of_an_unchanged_image_is_its_grey_version():
-    image = np.random.default_rng(2).uniform(0, 1, (5, 4, 3)).astype(np.float32)
-    overlay = perturbation_overlay(image, np.zeros_like(image))
-    np.testing.assert_allclose(overlay, np.repeat(image.mean(axis=-1, keepdims=True), 3, -1))
-    with pytest.raises(ValueError, match="perturbation"):
-        perturbation_overlay(image, np.zeros((5, 4, 1)))
-    with pytest.raises(ValueError, match="image"):
-        perturbation_overlay(image[..., :2], image[..., :2])
 
 
 def test_explanation_row_draws_one_image(tmp_path):
