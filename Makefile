@@ -55,6 +55,7 @@ bench: setup
 	$(BIN)/python benchmarks/photo_training.py --part speed
 	$(BIN)/python benchmarks/photo_training.py --part memory
 	$(BIN)/python benchmarks/full_archive.py --images 25000 --small 5000 --workers 2
+	$(BIN)/python benchmarks/region_counterfactuals.py --pipeline pipelines/cats-vs-dogs --images 64
 
 clean:
 	rm -rf $(VENV)
