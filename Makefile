@@ -47,6 +47,7 @@ ui: setup
 
 bench: setup
 	$(BIN)/python benchmarks/counterfactuals.py
+	$(BIN)/python benchmarks/alibi_comparison.py --num-images 10
 	$(BIN)/python benchmarks/validation.py --images 4000 --workers 2
 	$(BIN)/python benchmarks/params_check.py --repeats 5
 	$(BIN)/python benchmarks/input_pipeline.py --which digits

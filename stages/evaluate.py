@@ -8,7 +8,7 @@ from pixelflip.stage.frame import run_stage
 
 def main(params):
     from pixelflip.data.loaders import load_classes, load_split
-    from pixelflip.evaluation.autoencoders import load_class_autoencoders
+    from pixelflip.evaluation.autoencoders import load_class_autoencoders, load_shared_autoencoder
     from pixelflip.evaluation.report import COUNTERFACTUAL_METRICS, ExplanationReport, write_report
     from pixelflip.models.loading import load_classifier
     from pixelflip.stage.files import read_json
@@ -27,7 +27,7 @@ def main(params):
         figure_rows=params.select.figure_images, train_images=train_images,
         train_labels=train_labels,
         autoencoders=load_class_autoencoders(layout.AUTOENCODERS_DIR, len(classes)),
-        oracle=oracle)
+        shared_autoencoder=load_shared_autoencoder(layout.AUTOENCODERS_DIR), oracle=oracle)
     compared = read_json(layout.COMPARISON_METRICS)["models"]
     for name in layout.model_names(params.attention.modules):
         entry = report.add_model(load_classifier(layout.model_path(name)), name, compared[name])

@@ -79,16 +79,8 @@ COMPARISON_ROW = re.compile(
     rf"^(batched|one at a time)\s+(\d+)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+"
     rf"(\S+)\s+(\S+)\s+(\S+)\s+{NUMBER}$"
 )
-ALIBI_LINE = re.compile(
-    rf"^against Alibi Wachter \(13\.5 s/image, reported by the issue, Alibi cannot run on "
-    rf"Keras 3\): batched {NUMBER} s/image, speed-up {NUMBER}x \(goal >= 100x: (yes|no)\); "
-    rf"validity {NUMBER} >= 1\.000 (yes|no); median L1 (\S+) <= 32\.8 (yes|no); "
-    rf"median L2 (\S+) <= 4\.3 (yes|no); median L0 (\S+) <= 168 (yes|no)$"
-)
-
-
 @pytest.mark.slow
-def test_tiny_comparison_prints_both_modes_and_the_alibi_line():
+def test_tiny_comparison_prints_both_modes():
     completed = subprocess.run(
         [
             sys.executable, str(COMPARISON_SCRIPT), "--num-images", "3", "--batch-size", "2",
@@ -110,20 +102,7 @@ def test_tiny_comparison_prints_both_modes_and_the_alibi_line():
         assert 3 / per_second == pytest.approx(seconds, abs=0.01)
         assert 0.0 <= validity <= 1.0
 
-    alibi = [match for match in map(ALIBI_LINE.match, lines) if match]
-    assert len(alibi) == 1, lines[-3:]
-    alibi = alibi[0]
-    batched = rows[0]
-    # The line restates the batched row: its seconds per image, validity and medians.
-    assert float(alibi.group(1)) == pytest.approx(float(batched.group(5)), abs=1e-4)
-    assert float(alibi.group(2)) == pytest.approx(13.5 / float(alibi.group(1)), rel=0.01)
-    assert (alibi.group(3) == "yes") == (float(alibi.group(2)) >= 100)
-    assert alibi.group(4) == batched.group(6)
-    assert (alibi.group(5) == "yes") == (float(alibi.group(4)) >= 1.0)
-    for index, column, bound in ((6, 7, 32.8), (8, 8, 4.3), (10, 9, 168.0)):
-        assert alibi.group(index) == batched.group(column)
-        expected = alibi.group(index) != "n/a" and float(alibi.group(index)) <= bound
-        assert (alibi.group(index + 1) == "yes") == expected
+    assert any(line.startswith("speed-up of batching: ") for line in lines)
 
 
 def test_comparison_rejects_a_zero_check_interval():

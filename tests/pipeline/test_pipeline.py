@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from support.project import copy_project, mlflow_runs, ran_stages, run, update_params
@@ -30,12 +31,14 @@ TINY = {
     "attributions": {"smoothgrad": {"num_samples": 4}, "lime": {"num_samples": 60}},
     "select": {"num_images": 8, "misclassified": 4},
     "counterfactuals": {"batch_size": 32, "elastic_net": {"binary_search_steps": 3},
+                        "prototype_guided": {"autoencoder_epochs": 1,
+                                             "autoencoder_max_images": 100},
                         "growing_spheres": {"num_samples": 32, "max_layers": 20},
                         "regions": {"num_references": 10}},
     "autoencoders": {"epochs": 1, "max_images_per_class": 10},
     "evaluate": {"deletion_steps": 5},
 }
-COUNTERFACTUAL_METHODS = ["elastic_net", "growing_spheres", "regions"]
+COUNTERFACTUAL_METHODS = ["elastic_net", "prototype_guided", "growing_spheres", "regions"]
 ATTRIBUTION_METHODS = ["grad_cam", "score_cam", "smoothgrad", "lime"]
 MODULES = ["se", "cbam", "pam", "gc"]
 # The check stage reads params.yaml only: no MLflow run, no TensorFlow.
@@ -244,14 +247,21 @@ def test_one_modules_own_params_change_only_its_stage(project):
 def test_experiment_is_listed_by_dvc_and_is_its_own_mlflow_parent(project):
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-q", "-m", "after repro"], project)
-    run(["dvc", "exp", "run", "-n", "fewer-steps", "-S",
-         "counterfactuals.elastic_net.max_iterations=40"],
+    run(["dvc", "exp", "run", "-n", "two-each", "-S",
+         "counterfactuals.elastic_net.num_counterfactuals=2"],
         project)
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
     experiments = json.dumps(shown)
-    assert "fewer-steps" in experiments and "evaluation.json" in experiments
+    assert "two-each" in experiments and "evaluation.json" in experiments
+    # Two elastic-net counterfactuals per image, towards two classes, scored apart.
+    frame = pd.read_csv(project / "plots/evaluate/counterfactuals_per_image.csv")
+    chosen = frame[(frame["method"] == "elastic_net") & (frame["set"] == "sampled")
+                   & (frame["model"] == "base")]
+    assert len(chosen) == 2 * TINY["select"]["num_images"]
+    assert (chosen.groupby("source")["target"].nunique() == 2).all()
+    assert "pairwise_distance" in chosen
     _, _, runs = mlflow_runs(project)
-    named = [run for run in runs if run.data.tags.get("dvc.exp_name") == "fewer-steps"]
+    named = [run for run in runs if run.data.tags.get("dvc.exp_name") == "two-each"]
     parents = [run for run in named if "mlflow.parentRunId" not in run.data.tags]
     assert len(parents) == 1
     assert sorted(run.info.run_name for run in named if run not in parents) == [

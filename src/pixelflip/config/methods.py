@@ -29,21 +29,56 @@ ATTRIBUTIONS = "attributions"
 class ElasticNetSettings:
     """Options of :class:`~pixelflip.counterfactuals.elastic_net.ElasticNetCounterfactual`."""
 
-    max_iterations: int = knob(100, minimum=1, maximum=100000, help="per binary-search round")
+    max_iterations: int = knob(50, minimum=1, maximum=100000, help="per binary-search round")
     learning_rate: float = knob(0.1, minimum=0.0, exclusive_minimum=True)
     l1_weight: float = knob(0.5, minimum=0.0,
                             help="L1 by proximal (shrinkage) steps: untouched pixels stay exact")
     l2_weight: float = knob(1.0, minimum=0.0)
-    initial_prediction_weight: float = knob(1.0, minimum=0.0, exclusive_minimum=True,
+    initial_prediction_weight: float = knob(3.0, minimum=0.0, exclusive_minimum=True,
                                             help="starting c of the per-image binary search")
-    binary_search_steps: int = knob(4, minimum=1, maximum=50)
+    binary_search_steps: int = knob(3, minimum=1, maximum=50)
     confidence: float = knob(0.2, minimum=0.0, help="logit margin kappa to clear")
-    early_stopping_patience: int | None = knob(20, minimum=1,
+    early_stopping_patience: int | None = knob(5, minimum=1,
                                                help="iterations without improvement; null = off")
     perturbation_resolution: int | None = knob(None, minimum=1,
                                                help="coarse grid side of the change; null = pixels")
     tv_weight: float = knob(0.0, minimum=0.0,
                             help="total variation of the change: blobs, not salt-and-pepper")
+    autoencoder_weight: float = knob(0.0, minimum=0.0,
+                                     help="gamma: reconstruction error under an all-class "
+                                          "autoencoder; 0 = off")
+    prototype_weight: float = knob(0.0, minimum=0.0,
+                                   help="theta: encoding's distance to the target class "
+                                        "prototype; 0 = off")
+    num_prototype_neighbours: int = knob(5, minimum=1, maximum=100000,
+                                         help="K nearest training encodings a prototype averages")
+    autoencoder_epochs: int = knob(5, minimum=1, maximum=10000,
+                                   help="training epochs of that autoencoder")
+    autoencoder_max_images: int | None = knob(None, minimum=1,
+                                              help="seeded training subset; null = all")
+    polish: bool = knob(True, help="reset every change the new prediction does not need")
+    num_counterfactuals: int = knob(1, minimum=1, maximum=1000,
+                                    help="per image, towards the k most probable other classes")
+
+
+@dataclass(frozen=True)
+class PrototypeGuidedSettings(ElasticNetSettings):
+    """Options of
+    :class:`~pixelflip.counterfactuals.prototype_guided.PrototypeGuidedCounterfactual`: those of
+    the elastic-net search, the prototype term on."""
+
+    learning_rate: float = knob(0.01, minimum=0.0, exclusive_minimum=True,
+                                help="strong plausibility terms need small steps")
+    autoencoder_weight: float = knob(3.0, minimum=0.0,
+                                     help="gamma: reconstruction error under an all-class "
+                                          "autoencoder; 0 = off")
+    prototype_weight: float = knob(30.0, minimum=0.0, exclusive_minimum=True,
+                                   help="theta: encoding's distance to the target class "
+                                        "prototype")
+    num_prototype_neighbours: int = knob(10, minimum=1, maximum=100000,
+                                         help="K nearest training encodings a prototype averages")
+    polish: bool = knob(False, help="off: the changes that make it look real are not needed "
+                                    "for the prediction, and polishing would remove them")
 
 
 @dataclass(frozen=True)
@@ -128,6 +163,8 @@ class MethodSpec:
 
 METHODS = (
     MethodSpec("elastic_net", COUNTERFACTUALS, "ElasticNetCounterfactual", ElasticNetSettings),
+    MethodSpec("prototype_guided", COUNTERFACTUALS, "PrototypeGuidedCounterfactual",
+               PrototypeGuidedSettings),
     MethodSpec("growing_spheres", COUNTERFACTUALS, "GrowingSpheresCounterfactual",
                GrowingSpheresSettings),
     MethodSpec("regions", COUNTERFACTUALS, "RegionCounterfactual", RegionsSettings),

@@ -7,7 +7,12 @@ come as one :class:`SearchSettings`; the pieces of its graph (booking valid poin
 step, compaction) are the methods of :class:`SearchRound`, traced once per image shape. The
 smooth options (a coarse grid, total variation) are its subclass
 :class:`~pixelflip.counterfactuals.smooth_perturbation.SmoothSearchRound`, which overrides the
-FISTA step and leaves this per-pixel round as it is.
+FISTA step and leaves this per-pixel round as it is. The plausibility terms (an autoencoder's
+reconstruction error and the distance to a class prototype) come in through the hook
+:meth:`SearchRound.plausibility_loss`, filled in by the rounds of
+:mod:`~pixelflip.counterfactuals.prototypes`, which combine with either round; their per-image
+prototypes are an extra input of the compiled round (``extra_inputs`` of
+:func:`build_search_round`).
 
 Two choices keep an iteration at that bare forward+backward pass:
 
@@ -33,6 +38,7 @@ extrapolation point, ``stall`` count, ``best_objective``), its ``iterations``, w
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,6 +74,9 @@ class SearchSettings:
         perturbation_resolution, tv_weight: the smooth change of
             :class:`~pixelflip.counterfactuals.smooth_perturbation.SmoothSearchRound`; this
             module's :class:`SearchRound` ignores them.
+        autoencoder_weight, prototype_weight: gamma >= 0 and theta >= 0, the weights of the
+            plausibility terms of the rounds of :mod:`~pixelflip.counterfactuals.prototypes`;
+            this module's :class:`SearchRound` ignores them.
     """
 
     max_iterations: int
@@ -81,32 +90,40 @@ class SearchSettings:
     proposal_check_interval: int | None = None
     perturbation_resolution: int | None = None
     tv_weight: float = 0.0
+    autoencoder_weight: float = 0.0
+    prototype_weight: float = 0.0
 
 
 def build_search_round(logits_of, *, image_shape, num_classes, settings: SearchSettings,
-                       round_class: type | None = None):
+                       round_class: type | None = None, round_options: Mapping | None = None,
+                       extra_inputs: Sequence[tf.TensorSpec] = ()):
     """Compile one round of the search for images of ``image_shape`` and ``num_classes`` logits.
 
     ``logits_of`` maps (M, H, W, C) float32 images to (M, K) logits; ``settings`` holds the
     search's settings (see :class:`SearchSettings`); ``round_class`` is :class:`SearchRound`
-    (None) or a subclass taking the same arguments.
+    (None) or a subclass, built as ``round_class(logits_of, num_classes, settings,
+    **round_options)``. ``extra_inputs`` are the specs of the per-image tensors (first axis N)
+    that the round class's ``start`` takes after ``active``, in order (the prototypes of
+    :mod:`~pixelflip.counterfactuals.prototypes`); the plain rounds take none. Their shapes are
+    fixed here, so calls with any batch size share one trace.
 
     Returns ``search_round(originals, targets, original_predictions, constants,
-    best_distances, best_counterfactuals, active) -> (best_distances, best_counterfactuals,
-    found, iterations)``: originals and best counterfactuals (N, H, W, C) float32, targets and
-    predictions (N,) int32, constants and best distances (N,) float32 (inf where none yet),
-    active (N,) bool (the images to search); found (N,) bool says which images reached a valid
-    point in this round and iterations (N,) int64 counts their FISTA steps.
+    best_distances, best_counterfactuals, active, *extras) -> (best_distances,
+    best_counterfactuals, found, iterations)``: originals and best counterfactuals
+    (N, H, W, C) float32, targets and predictions (N,) int32, constants and best distances (N,)
+    float32 (inf where none yet), active (N,) bool (the images to search), then one tensor per
+    ``extra_inputs`` spec; found (N,) bool says which images reached a valid point in this
+    round and iterations (N,) int64 counts their FISTA steps.
     """
     images_spec = tf.TensorSpec([None, *image_shape], tf.float32)
     vector_spec = tf.TensorSpec([None], tf.float32)
     classes_spec = tf.TensorSpec([None], tf.int32)
     round_class = round_class or SearchRound
     return tf.function(
-        round_class(logits_of, num_classes, settings).run,
+        round_class(logits_of, num_classes, settings, **(round_options or {})).run,
         input_signature=[
             images_spec, classes_spec, classes_spec, vector_spec, vector_spec, images_spec,
-            tf.TensorSpec([None], tf.bool),
+            tf.TensorSpec([None], tf.bool), *extra_inputs,
         ],
         reduce_retracing=True,
     )
@@ -186,9 +203,20 @@ class SearchRound:
         """Book each image's last proposal, the one point of its path no gradient pass saw."""
         return self.book(work, work["current"], tf.ones_like(work["found"]))
 
+    def plausibility_loss(self, work, points):
+        """Extra smooth loss (M,) of ``points`` (M, H, W, C), the images at the working set's
+        extrapolation points, or None for none (this round: the plain search's graph).
+
+        The hook the rounds of :mod:`~pixelflip.counterfactuals.prototypes` fill in; it is
+        computed under the gradient tape of :meth:`smooth_gradient`, so it must be
+        differentiable in ``points``, and it joins the objective that stops an image early.
+        """
+        return None
+
     def smooth_gradient(self, work):
-        """Margin, hinge, offset, squared L2 distance and gradient of the smooth loss at the
-        extrapolation points ``work["slack"]``: one forward and one backward pass."""
+        """Margin, hinge, offset, squared L2 distance, plausibility loss (None without one)
+        and gradient of the smooth loss at the extrapolation points ``work["slack"]``: one
+        forward and one backward pass (and those of the plausibility terms, if any)."""
         settings, slack = self.settings, work["slack"]
         with tf.GradientTape() as tape:
             tape.watch(slack)
@@ -196,8 +224,12 @@ class SearchRound:
             hinge = tf.nn.relu(settings.confidence - margin)
             offset = slack - work["originals"]
             squared = tf.reduce_sum(tf.square(offset), axis=_PIXEL_AXES)
-            smooth_loss = tf.reduce_sum(work["constants"] * hinge + settings.l2_weight * squared)
-        return margin, hinge, offset, squared, tape.gradient(smooth_loss, slack)
+            per_image = work["constants"] * hinge + settings.l2_weight * squared
+            plausibility = self.plausibility_loss(work, slack)
+            if plausibility is not None:
+                per_image += plausibility
+            smooth_loss = tf.reduce_sum(per_image)
+        return margin, hinge, offset, squared, plausibility, tape.gradient(smooth_loss, slack)
 
     def proximal_step(self, step, work, gradient):
         """The next proposal and extrapolation point of every image, from the smooth gradient."""
@@ -229,7 +261,7 @@ class SearchRound:
         """One FISTA step for every image of the working set; stopped images keep their state."""
         settings, active = self.settings, work["active"]
         slack, constants = work["slack"], work["constants"]
-        margin, hinge, offset, squared, gradient = self.smooth_gradient(work)
+        margin, hinge, offset, squared, plausibility, gradient = self.smooth_gradient(work)
         proposal, next_slack = self.proximal_step(step, work, gradient)
         l1_distance = tf.reduce_sum(tf.abs(offset), axis=_PIXEL_AXES)
         work = self.record(work, slack, margin, l1_distance, squared, eligible=active)
@@ -242,6 +274,8 @@ class SearchRound:
         objective = (
             constants * hinge + settings.l2_weight * squared + settings.l1_weight * l1_distance
         )
+        if plausibility is not None:
+            objective += plausibility
         return self.advance(work, objective, proposal, next_slack)
 
     def advance(self, work, objective, proposal, next_slack):
@@ -286,7 +320,8 @@ class SearchRound:
 
     def start(self, originals, targets, original_predictions, constants, best_distances,
               best_counterfactuals, active):
-        """The working set of the ``active`` images before their first iteration."""
+        """The working set of the ``active`` images before their first iteration (a round
+        with extra inputs takes them after ``active``)."""
         targeted = targets >= 0
         # The class whose logit must win (targeted) or lose (target -1) by the confidence.
         key_classes = tf.where(targeted, targets, original_predictions)
@@ -316,10 +351,10 @@ class SearchRound:
         return work
 
     def run(self, originals, targets, original_predictions, constants, best_distances,
-            best_counterfactuals, active):
+            best_counterfactuals, active, *extras):
         """One round over the batch; see :func:`build_search_round` for shapes and results."""
         work = self.start(originals, targets, original_predictions, constants, best_distances,
-                          best_counterfactuals, active)
+                          best_counterfactuals, active, *extras)
         batch_size = tf.shape(originals)[0]
         results = {
             "best_distances": best_distances,

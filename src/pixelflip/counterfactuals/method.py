@@ -46,9 +46,13 @@ class CounterfactualMethod(ExplanationMethod):
         self.confidence = float(confidence)
         self.clip_min = float(clip_min)
         self.clip_max = float(clip_max)
+        #: Seconds the last ``explain`` spent compiling (0 when it reused a compiled search).
+        self.compile_seconds = 0.0
 
     def explain(self, model, images, targets) -> CounterfactualResult:
-        """Search one counterfactual per image.
+        """Search one counterfactual per image (several for a method asked for
+        ``num_counterfactuals`` > 1: consecutive rows of the result, their ``sources`` naming
+        the image).
 
         Parameters
         ----------
@@ -66,7 +70,9 @@ class CounterfactualMethod(ExplanationMethod):
         Returns
         -------
         CounterfactualResult with ``method == self.name``; ``iterations`` counts what the
-        method's class docstring says. A failed search returns the original image.
+        method's class docstring says. A failed search returns the original image. Its
+        ``seconds`` leave out what the call spent compiling a search for a new model or image
+        shape, which ``self.compile_seconds`` holds until the next call.
 
         Raises
         ------
@@ -76,6 +82,7 @@ class CounterfactualMethod(ExplanationMethod):
             :func:`pixelflip.explanation.inputs.validate_explain_inputs`).
         """
         started = time.perf_counter()
+        self.compile_seconds = 0.0
         check_float32_model(model)
         model = self._model_to_search(model, images)
         images, targets = validate_explain_inputs(
@@ -86,9 +93,18 @@ class CounterfactualMethod(ExplanationMethod):
         counterfactuals, iterations, *extra = self._search(
             model, images, targets, original_probabilities, original_predictions
         )
+        extra = dict(extra[0]) if extra else {}
+        if "sources" in extra:
+            # Several counterfactuals per image: rows follow the search's requests, each
+            # naming its source image and its own target.
+            images = images[extra["sources"]]
+            original_probabilities = original_probabilities[extra["sources"]]
+            targets = extra.pop("targets")
+        # One-off compilation is timed apart: a stage compiles once per model and shape.
         return build_result(
             self.name, model, images, counterfactuals, targets, original_probabilities,
-            iterations, started=started, batch_size=self.batch_size, **(extra[0] if extra else {}),
+            iterations, started=started + self.compile_seconds, batch_size=self.batch_size,
+            **extra,
         )
 
     def fit(self, images, labels) -> CounterfactualMethod:
@@ -114,7 +130,9 @@ class CounterfactualMethod(ExplanationMethod):
     ) -> tuple:
         """Counterfactuals (N, H, W, C) in [clip_min, clip_max] and iterations (N,) int64,
         optionally followed by a dict of the result's optional fields (``masks``,
-        ``distractor_indices``).
+        ``distractor_indices``, ``sources``). A search that returns several counterfactuals per
+        image returns one row per counterfactual, with ``sources`` (the image each row explains)
+        and ``targets`` (each row's target) in that dict.
 
         ``images`` and ``targets`` are checked; ``original_probabilities`` (N, K) float32 and
         ``original_predictions`` (N,) int64 are what the model says of the images. An image

@@ -36,9 +36,10 @@ _ARRAY_FIELDS = (
     "seconds",
     "masks",
     "distractor_indices",
+    "sources",
 )
 # Fields added after results were first written: a file without them reads with their defaults.
-_OPTIONAL_FIELDS = ("masks", "distractor_indices")
+_OPTIONAL_FIELDS = ("masks", "distractor_indices", "sources")
 
 
 @dataclasses.dataclass
@@ -62,7 +63,8 @@ class CounterfactualResult:
     iterations : int64 array of shape (N,)
         Optimisation steps spent on each image.
     seconds : float64 array of shape (N,)
-        Wall time of the batched call divided by the number of images.
+        Wall time of the batched call, less any one-off compilation, divided by the number of
+        rows (counterfactuals).
     masks : bool array of shape (N, H, W), optional
         The pixel positions the method was allowed to change: for the region method, the union
         of the regions it replaced (no pixel outside it differs from the original). By default,
@@ -71,6 +73,11 @@ class CounterfactualResult:
         For a method that copies pixels from reference images (the region method's
         ``distractor`` replacement), the index of each image's distractor in the references
         it was fitted on; -1 (the default) where none was used.
+    sources : int64 array of shape (N,), optional
+        The position, in the images given to ``explain``, of the image each row explains. A
+        method asked for several counterfactuals per image (``num_counterfactuals``) returns
+        them as consecutive rows sharing one source; by default every row is its own,
+        ``arange(N)``.
     """
 
     method: str
@@ -87,6 +94,7 @@ class CounterfactualResult:
     seconds: np.ndarray
     masks: np.ndarray | None = None
     distractor_indices: np.ndarray | None = None
+    sources: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.method = str(self.method)
@@ -112,6 +120,9 @@ class CounterfactualResult:
         if self.distractor_indices is None:
             self.distractor_indices = np.full(len(self.originals), -1)
         self.distractor_indices = np.asarray(self.distractor_indices, dtype=np.int64)
+        if self.sources is None:
+            self.sources = np.arange(len(self.originals))
+        self.sources = np.asarray(self.sources, dtype=np.int64)
         for name in ("counterfactuals", "perturbations"):
             shape = getattr(self, name).shape
             if shape != self.originals.shape:
@@ -121,7 +132,7 @@ class CounterfactualResult:
                 )
         count = self.originals.shape[0]
         for name in ("targets", "original_predictions", "counterfactual_predictions", "success",
-                     "iterations", "seconds", "distractor_indices"):
+                     "iterations", "seconds", "distractor_indices", "sources"):
             shape = getattr(self, name).shape
             if shape != (count,):
                 raise ValueError(f"{name} has shape {shape}; expected ({count},), one per image.")
@@ -139,6 +150,14 @@ class CounterfactualResult:
 
     def __len__(self) -> int:
         return int(self.originals.shape[0])
+
+    def first_per_source(self) -> CounterfactualResult:
+        """The result with only each image's first counterfactual (all of it, for a result of
+        one counterfactual per image), in the order of the images."""
+        _, rows = np.unique(self.sources, return_index=True)
+        rows = np.sort(rows)
+        return dataclasses.replace(self, **{name: getattr(self, name)[rows]
+                                            for name in _ARRAY_FIELDS})
 
     @property
     def num_classes(self) -> int:
@@ -293,12 +312,15 @@ def build_result(
     batch_size: int = 256,
     masks: np.ndarray | None = None,
     distractor_indices: np.ndarray | None = None,
+    sources: np.ndarray | None = None,
 ) -> CounterfactualResult:
     """Measure the model on the counterfactuals and assemble the result.
 
     ``started`` is the :func:`time.perf_counter` value at the start of the method's call; the
-    per-image seconds cover everything up to and including this final prediction. ``masks`` and
-    ``distractor_indices`` are those of :class:`CounterfactualResult` (None: their defaults).
+    per-image seconds cover everything up to and including this final prediction (per row:
+    per counterfactual). ``masks``, ``distractor_indices`` and ``sources`` are those of
+    :class:`CounterfactualResult` (None: their defaults); ``originals``, ``targets`` and
+    ``original_probabilities`` are per row, already repeated for several rows of one source.
     """
     counterfactuals = np.asarray(counterfactuals, dtype=np.float32)
     counterfactual_probabilities = predict_probabilities(
@@ -323,4 +345,5 @@ def build_result(
         seconds=np.full(count, elapsed / count),
         masks=masks,
         distractor_indices=distractor_indices,
+        sources=sources,
     )

@@ -174,8 +174,9 @@ class SmoothSearchRound(SearchRound):
         return self.book(work, self.points_of(work, work["current"]), tf.ones_like(work["found"]))
 
     def smooth_gradient(self, work):
-        """Points, margin, hinge, offset, squared L2 distance and gradient with respect to
-        ``delta`` of the smooth loss at the extrapolation points."""
+        """Points, margin, hinge, offset, squared L2 distance, plausibility loss (None without
+        one, see :meth:`SearchRound.plausibility_loss`) and gradient with respect to ``delta``
+        of the smooth loss at the extrapolation points."""
         settings, slack = self.settings, work["slack"]
         with tf.GradientTape() as tape:
             tape.watch(slack)
@@ -184,8 +185,13 @@ class SmoothSearchRound(SearchRound):
             hinge = tf.nn.relu(settings.confidence - margin)
             offset = points - work["originals"]
             squared = tf.reduce_sum(tf.square(offset), axis=_PIXEL_AXES)
-            smooth_loss = tf.reduce_sum(work["constants"] * hinge + settings.l2_weight * squared)
-        return points, margin, hinge, offset, squared, tape.gradient(smooth_loss, slack)
+            per_image = work["constants"] * hinge + settings.l2_weight * squared
+            plausibility = self.plausibility_loss(work, points)
+            if plausibility is not None:
+                per_image += plausibility
+            smooth_loss = tf.reduce_sum(per_image)
+        return (points, margin, hinge, offset, squared, plausibility,
+                tape.gradient(smooth_loss, slack))
 
     def proximal_step(self, step, work, gradient):
         """Next proposal and extrapolation point (changes) of every image, and the updated
@@ -222,7 +228,9 @@ class SmoothSearchRound(SearchRound):
 
     def fista_step(self, step, work):
         settings, active = self.settings, work["active"]
-        points, margin, hinge, offset, squared, gradient = self.smooth_gradient(work)
+        points, margin, hinge, offset, squared, plausibility, gradient = self.smooth_gradient(
+            work
+        )
         proposal, next_slack, work = self.proximal_step(step, work, gradient)
         l1_distance = tf.reduce_sum(tf.abs(offset), axis=_PIXEL_AXES)
         work = self.record(work, points, margin, l1_distance, squared, eligible=active)
@@ -238,4 +246,6 @@ class SmoothSearchRound(SearchRound):
         )
         if settings.tv_weight > 0.0:
             objective += settings.tv_weight * total_variation(offset)
+        if plausibility is not None:
+            objective += plausibility
         return self.advance(work, objective, proposal, next_slack)

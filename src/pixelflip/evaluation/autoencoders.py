@@ -1,9 +1,10 @@
-"""One small convolutional autoencoder per class, the models IM1 scores counterfactuals with.
+"""Small convolutional autoencoders, the models IM1 and IM2 score counterfactuals with.
 
 :func:`train_class_autoencoders` trains one :func:`build_autoencoder` per class on that class's
-training images (the ``autoencoders`` stage); :func:`pixelflip.evaluation.im1.im1_scores` then
-compares a counterfactual's reconstruction error under its new class's autoencoder with that under
-its old one's.
+training images, and :func:`train_shared_autoencoder` one on every class (the ``autoencoders``
+stage); :func:`pixelflip.evaluation.im1.im1_scores` then compares a counterfactual's
+reconstruction error under its new class's autoencoder with that under its old one's, and
+:func:`pixelflip.evaluation.im2.im2_scores` its new class's reconstruction with the shared one's.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ import keras
 from pixelflip.config.checks import check_integer, check_non_negative
 from pixelflip.evaluation.training_set import check_training_set, to_unit_float
 from pixelflip.stage.inputs import check_model_file
+
+#: The all-class autoencoder's file in the autoencoders stage's folder.
+SHARED_AUTOENCODER_FILE = "shared.keras"
+# Mixed into the shared autoencoder's seed so that it never equals a class's (class indices >= 0).
+_SHARED_SEED_KEY = 2**31 - 1
 
 
 def build_autoencoder(
@@ -134,34 +140,79 @@ def train_class_autoencoders(
     check_non_negative("learning_rate", learning_rate, allow_zero=False)
     autoencoders: dict[int, keras.Model] = {}
     for class_index in np.unique(train_labels).tolist():
-        # One seed per (random_state, class): adding a class does not change the others' models.
-        class_seed = int(
-            np.random.SeedSequence([int(random_state), class_index]).generate_state(1)[0]
-        )
-        members = np.flatnonzero(train_labels == class_index)
-        if max_images_per_class is not None and len(members) > max_images_per_class:
-            subset = np.random.default_rng(class_seed).choice(
-                members, max_images_per_class, replace=False
-            )
-            members = np.sort(subset)
-        model = build_autoencoder(
-            train_images.shape[1:], filters=filters, latent_channels=latent_channels,
-            random_state=class_seed, name=f"autoencoder_class{class_index}",
-        )
-        # XLA would compile each class's model anew, which costs more than the few hundred steps
-        # it speeds up.
-        model.compile(
-            optimizer=keras.optimizers.Adam(float(learning_rate)), loss="binary_crossentropy",
-            jit_compile=False,
-        )
-        batches = _ShuffledImageBatches(
-            train_images[members], batch_size=int(batch_size), random_state=class_seed
-        )
-        # The batches shuffle themselves by class_seed; Keras' own shuffling of a PyDataset's
-        # batch order draws from Python's global generator and would make training unrepeatable.
-        model.fit(batches, epochs=int(epochs), verbose=0, shuffle=False)
-        autoencoders[int(class_index)] = model
+        members = _class_members(train_labels, class_index, max_images_per_class,
+                                 int(random_state))
+        autoencoders[int(class_index)] = train_autoencoder(
+            train_images[members], epochs=epochs, batch_size=batch_size,
+            learning_rate=learning_rate, random_state=_class_seed(random_state, class_index),
+            filters=filters, latent_channels=latent_channels,
+            name=f"autoencoder_class{class_index}")
     return autoencoders
+
+
+def train_autoencoder(images, *, epochs: int, batch_size: int, learning_rate: float,
+                      random_state: int, filters: int = 16, latent_channels: int = 4,
+                      name: str = "autoencoder") -> keras.Model:
+    """One :func:`build_autoencoder` trained on ``images`` (M, H, W, C), uint8 or in [0, 1].
+
+    Minimises the binary cross-entropy between the input and its sigmoid reconstruction with
+    Adam; on pixels in [0, 1] this leaves the all-background plateau that mean squared error sits
+    on for the first hundreds of steps. ``random_state`` seeds the weights and the shuffling;
+    global random state is left alone. The arguments are checked by the callers.
+    """
+    model = build_autoencoder(images.shape[1:], filters=filters, latent_channels=latent_channels,
+                              random_state=random_state, name=name)
+    # XLA would compile each model anew, which costs more than the few hundred steps it speeds up.
+    model.compile(optimizer=keras.optimizers.Adam(float(learning_rate)),
+                  loss="binary_crossentropy", jit_compile=False)
+    batches = _ShuffledImageBatches(images, batch_size=int(batch_size), random_state=random_state)
+    # The batches shuffle themselves by random_state; Keras' own shuffling of a PyDataset's batch
+    # order draws from Python's global generator and would make training unrepeatable.
+    model.fit(batches, epochs=int(epochs), verbose=0, shuffle=False)
+    return model
+
+
+def train_shared_autoencoder(train_images, train_labels, *, epochs: int = 10,
+                             batch_size: int = 32, random_state: int = 0,
+                             learning_rate: float = 3e-3, max_images_per_class: int | None = None,
+                             filters: int = 16, latent_channels: int = 4) -> keras.Model:
+    """One autoencoder trained on every class at once: the ``AE`` of IM2.
+
+    Arguments as for :func:`train_class_autoencoders`; it sees the union of the per-class
+    subsets (at most ``max_images_per_class`` per class), with its own seed.
+    """
+    train_images, train_labels = check_training_set(train_images, train_labels)
+    for key, value in (("epochs", epochs), ("batch_size", batch_size)):
+        check_integer(key, value, minimum=1)
+    check_integer("random_state", random_state, minimum=0)
+    check_non_negative("learning_rate", learning_rate, allow_zero=False)
+    if max_images_per_class is not None:
+        check_integer("max_images_per_class", max_images_per_class, minimum=1)
+    seed = _class_seed(random_state, _SHARED_SEED_KEY)
+    members = np.concatenate([
+        _class_members(train_labels, class_index, max_images_per_class, int(random_state))
+        for class_index in np.unique(train_labels).tolist()])
+    return train_autoencoder(np.asarray(train_images)[np.sort(members)], epochs=epochs,
+                             batch_size=batch_size, learning_rate=learning_rate,
+                             random_state=seed, filters=filters,
+                             latent_channels=latent_channels, name="autoencoder_shared")
+
+
+def _class_seed(random_state: int, class_index: int) -> int:
+    """One seed per (random_state, class): adding a class does not change the others' models."""
+    return int(np.random.SeedSequence([int(random_state), int(class_index)]).generate_state(1)[0])
+
+
+def _class_members(train_labels, class_index: int, max_images: int | None,
+                   random_state: int) -> np.ndarray:
+    """Sorted positions of the class's training images, a seeded subset of at most
+    ``max_images`` of them (None: all)."""
+    members = np.flatnonzero(train_labels == class_index)
+    if max_images is not None and len(members) > max_images:
+        subset = np.random.default_rng(_class_seed(random_state, class_index)).choice(
+            members, max_images, replace=False)
+        members = np.sort(subset)
+    return members
 
 
 def save_class_autoencoders(autoencoders: Mapping[int, keras.Model],
@@ -179,6 +230,17 @@ def load_class_autoencoders(folder: str | os.PathLike, num_classes: int) -> dict
              for index in range(check_integer("num_classes", num_classes, minimum=1))]
     return {index: keras.saving.load_model(check_model_file(file))
             for index, file in enumerate(files)}
+
+
+def save_shared_autoencoder(autoencoder: keras.Model, folder: str | os.PathLike) -> None:
+    """Write the all-class autoencoder as ``<folder>/shared.keras``."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    autoencoder.save(Path(folder) / SHARED_AUTOENCODER_FILE)
+
+
+def load_shared_autoencoder(folder: str | os.PathLike) -> keras.Model:
+    """The autoencoder :func:`save_shared_autoencoder` wrote."""
+    return keras.saving.load_model(check_model_file(Path(folder) / SHARED_AUTOENCODER_FILE))
 
 
 def _autoencoder_file(folder: Path, class_index: int) -> Path:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from pixelflip.attributions.result import AttributionResult
 from pixelflip.counterfactuals.result import CounterfactualResult
+from pixelflip.counterfactuals.several import pairwise_distances
 from pixelflip.evaluation.counterfactual_metrics import (
     counterfactual_metrics,
     summarize_counterfactuals,
@@ -28,6 +29,7 @@ from pixelflip.evaluation.deletion_insertion import (
     summarize_deletion_insertion,
 )
 from pixelflip.evaluation.im1 import im1_scores
+from pixelflip.evaluation.im2 import im2_scores
 from pixelflip.evaluation.oracle_agreement import oracle_agreement
 from pixelflip.evaluation.plausibility import nearest_class_distance_ratio
 from pixelflip.explanation.image_sets import load_image_sets
@@ -50,7 +52,7 @@ MODEL_COLUMNS = ("test_accuracy", "test_loss", "parameters")
 
 def score_counterfactuals(
     result, *, change_tolerance: float, train_images, train_labels, autoencoders,
-    batch_size: int, oracle=None,
+    batch_size: int, oracle=None, shared_autoencoder=None,
 ) -> tuple[pd.DataFrame, dict]:
     """Per-image metrics of one :class:`CounterfactualResult`, and their summary.
 
@@ -58,13 +60,18 @@ def score_counterfactuals(
     the original one), ``plausibility`` (:func:`nearest_class_distance_ratio` against the
     training split: below 1, the counterfactual is nearer to real images of its new class than
     the original was) and ``im1`` (:func:`im1_scores` with the per-class ``autoencoders``; below
-    1, the new class's autoencoder explains it better than the old one's) and, given an
-    ``oracle`` (the independently trained classifier), the columns of :func:`oracle_agreement`.
+    1, the new class's autoencoder explains it better than the old one's), given the
+    ``shared_autoencoder`` (trained on every class) ``im2`` (:func:`im2_scores`: how much the new
+    class's autoencoder and the all-class one disagree on it), given an ``oracle`` (the
+    independently trained classifier) the columns of :func:`oracle_agreement`, and, when the
+    result holds several counterfactuals per image, ``pairwise_distance``
+    (:func:`pairwise_distances`: mean L1 to the image's other valid counterfactuals).
 
     The summary is :func:`summarize_counterfactuals` (``validity``: share predicted as the
     requested target) plus ``success_rate`` (share whose prediction changed at all: the two
     differ for targets other than "any other class"), ``mean_target_probability``,
-    ``median_plausibility`` and ``median_im1`` (over valid counterfactuals; None if none) and,
+    ``median_plausibility``, ``median_im1``, ``median_im2`` and ``median_pairwise_distance``
+    (over valid counterfactuals, those it has columns for; None if none) and,
     given an oracle, ``oracle_agreement`` (share of valid counterfactuals the oracle assigns to
     their target) and ``oracle_original_agreement`` (share of the originals it predicts as the
     model does).
@@ -75,6 +82,15 @@ def score_counterfactuals(
     frame["plausibility"] = nearest_class_distance_ratio(result, train_images, train_labels,
                                                          batch_size=max(batch_size, 512))
     frame["im1"] = im1_scores(result, autoencoders, batch_size=batch_size)
+    medians = ["plausibility", "im1"]
+    if shared_autoencoder is not None:
+        frame["im2"] = im2_scores(result, autoencoders, shared_autoencoder,
+                                  batch_size=batch_size)
+        medians.append("im2")
+    if len(np.unique(result.sources)) < len(result):
+        frame.insert(frame.columns.get_loc("index") + 1, "source", result.sources)
+        frame["pairwise_distance"] = pairwise_distances(result)
+        medians.append("pairwise_distance")
     if oracle is not None:
         for column, values in oracle_agreement(result, oracle, batch_size=batch_size).items():
             frame[column] = values
@@ -85,7 +101,7 @@ def score_counterfactuals(
         summary["oracle_original_agreement"] = _mean(frame["oracle_original_agrees"])
     summary["success_rate"] = _mean(frame["changed"])
     summary["mean_target_probability"] = _mean(valid["target_probability"])
-    for column in ("plausibility", "im1"):
+    for column in medians:
         values = valid[column].to_numpy(dtype=np.float64)
         values = values[np.isfinite(values)]
         summary[f"median_{column}"] = _number(np.median(values)) if len(values) else None
@@ -116,7 +132,8 @@ class ExplanationReport:
     ``counterfactual_methods`` and ``attribution_methods`` are the methods whose files are read;
     ``change_tolerance``, ``deletion_steps``, ``batch_size`` and ``random_state`` are passed to
     the scores; ``train_images``/``train_labels`` (the training split, uint8 is fine) and
-    ``autoencoders`` (class index -> keras.Model) serve plausibility and IM1; ``oracle`` (the
+    ``autoencoders`` (class index -> keras.Model) serve plausibility and IM1, and with
+    ``shared_autoencoder`` (the all-class one, or None) IM2; ``oracle`` (the
     ``oracle`` stage's classifier, or None) re-predicts every counterfactual;
     ``figure_rows`` is the number of rows of each explanation figure.
     """
@@ -133,6 +150,7 @@ class ExplanationReport:
     train_labels: Any
     autoencoders: dict
     oracle: Any = None
+    shared_autoencoder: Any = None
     evaluation: dict = field(default_factory=dict)
     per_image: list = field(default_factory=list)
 
@@ -162,13 +180,15 @@ class ExplanationReport:
             frame, summaries[method] = score_counterfactuals(
                 result, change_tolerance=self.change_tolerance, train_images=self.train_images,
                 train_labels=self.train_labels, autoencoders=self.autoencoders,
-                batch_size=self.batch_size, oracle=self.oracle)
+                batch_size=self.batch_size, oracle=self.oracle,
+                shared_autoencoder=self.shared_autoencoder)
             for position, (column, value) in enumerate(
                     (("model", model_name), ("set", image_set), ("method", method))):
                 frame.insert(position, column, value)
             self.per_image.append(frame)
             self._draw(result, model_name, image_set)
-            results[method] = result
+            # The side-by-side figure shows each image once, whatever each method returned.
+            results[method] = result.first_per_source()
         if len(results) > 1:
             # Pixel and region counterfactuals of the same images, side by side.
             distractors = {method: images for method, result in results.items()
@@ -201,7 +221,8 @@ class ExplanationReport:
 
     def _draw(self, result: CounterfactualResult, model_name: str, image_set: str) -> None:
         """The research figure of one model, method and set; the base model's one-image example."""
-        grad_cam = (self._attribution(model_name, image_set, "grad_cam").maps
+        # One map per image; a result with several counterfactuals per image repeats it.
+        grad_cam = (self._attribution(model_name, image_set, "grad_cam").maps[result.sources]
                     if "grad_cam" in self.attribution_methods else None)
         title = f"{model_name} · {result.method} · {image_set} images"
         distractors = self._distractors(result)

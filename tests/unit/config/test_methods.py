@@ -47,7 +47,8 @@ def test_every_method_belongs_to_a_family_and_has_a_unique_name():
     names = [spec.name for spec in METHODS]
     assert len(set(names)) == len(names)
     assert [spec.name for family in FAMILIES for spec in methods_of(family)] == names
-    assert method_names(COUNTERFACTUALS) == ("elastic_net", "growing_spheres", "regions")
+    assert method_names(COUNTERFACTUALS) == ("elastic_net", "prototype_guided",
+                                             "growing_spheres", "regions")
     assert method_names(ATTRIBUTIONS) == ("grad_cam", "score_cam", "smoothgrad", "lime")
 
 

@@ -149,8 +149,8 @@ def test_each_explanation_method_has_its_own_section(tmp_path):
     assert params.counterfactuals.methods == ["growing_spheres"]
     assert params.counterfactuals.growing_spheres.max_layers == 5
     assert params.counterfactuals.options("growing_spheres")["max_layers"] == 5
-    assert params.counterfactuals.elastic_net.max_iterations == 100
-    assert params.counterfactuals.options("elastic_net")["max_iterations"] == 100
+    assert params.counterfactuals.elastic_net.max_iterations == 50
+    assert params.counterfactuals.options("elastic_net")["max_iterations"] == 50
     assert params.attributions.options("lime") == {"num_samples": 50, "num_segments": 50,
                                                    "compactness": 10.0}
     assert params.attributions.options("grad_cam") == {}

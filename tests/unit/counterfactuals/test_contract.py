@@ -31,6 +31,7 @@ SPECS = methods_of(COUNTERFACTUALS)
 # Small searches keep each method to about a second; a method not listed runs with its defaults.
 FAST_OPTIONS = {
     "elastic_net": {"max_iterations": 50, "binary_search_steps": 3},
+    "prototype_guided": {"autoencoder_epochs": 1},
     "growing_spheres": {"num_samples": 32, "max_layers": 20},
     "regions": {"num_segments": 9},
 }
