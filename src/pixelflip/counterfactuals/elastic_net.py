@@ -298,7 +298,8 @@ class ElasticNetCounterfactual(CounterfactualMethod):
         # One row per counterfactual asked for: each image's k rows are searched together.
         sources, targets = expand_requests(targets, original_probabilities,
                                            self.num_counterfactuals)
-        images, original_predictions = images[sources], original_predictions[sources]
+        if self.num_counterfactuals > 1:
+            images, original_predictions = images[sources], original_predictions[sources]
         counterfactuals = images.copy()
         iterations = np.zeros(len(images), dtype=np.int64)
         for start in range(0, len(images), self.batch_size):

@@ -70,13 +70,16 @@ def polish_counterfactuals(
     key_masks = tf.cast(tf.one_hot(np.where(targeted, targets, original_predictions),
                                    num_classes), tf.bool)
     directions = tf.constant(np.where(targeted, 1.0, -1.0).astype(np.float32))
-    reached = np.argmax(logits_of(tf.constant(polished)).numpy(), axis=1)
+    reached = None
 
     def is_valid(points: np.ndarray) -> np.ndarray:
+        nonlocal reached
         logits = logits_of(tf.constant(points))
         margin = margins(logits, key_masks, directions).numpy()
-        same_class = np.argmax(logits.numpy(), axis=1) == reached
-        return (margin >= confidence) & (margin > 0.0) & same_class
+        classes = np.argmax(logits.numpy(), axis=1)
+        # The first call sees the counterfactuals themselves: the classes they reached.
+        reached = classes if reached is None else reached
+        return (margin >= confidence) & (margin > 0.0) & (classes == reached)
 
     flat_originals = originals.reshape(count, -1)
     # Only counterfactuals that are valid now are polished; the others (failed searches, which
