@@ -6,7 +6,7 @@ Apart from :mod:`pixelflip.config.params` so that sections living in other modul
 
 from __future__ import annotations
 
-from dataclasses import field
+from dataclasses import field, fields
 from typing import Any
 
 
@@ -29,3 +29,10 @@ def knob(default: Any, *, choices: tuple | None = None, minimum: float | None = 
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=metadata)
     return field(default=default, metadata=metadata)
+
+
+def redefault(settings: type, name: str, default: Any) -> Any:
+    """Knob ``name`` of the dataclass ``settings`` with another default, its constraints and help
+    kept: for a settings class that derives from another and differs only in defaults."""
+    (base,) = [declared for declared in fields(settings) if declared.name == name]
+    return field(default=default, metadata=base.metadata)

@@ -19,7 +19,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any
 
-from pixelflip.config.knobs import knob
+from pixelflip.config.knobs import knob, redefault
 
 COUNTERFACTUALS = "counterfactuals"
 ATTRIBUTIONS = "attributions"
@@ -69,14 +69,11 @@ class PrototypeGuidedSettings(ElasticNetSettings):
 
     learning_rate: float = knob(0.01, minimum=0.0, exclusive_minimum=True,
                                 help="strong plausibility terms need small steps")
-    autoencoder_weight: float = knob(3.0, minimum=0.0,
-                                     help="gamma: reconstruction error under an all-class "
-                                          "autoencoder; 0 = off")
+    autoencoder_weight: float = redefault(ElasticNetSettings, "autoencoder_weight", 3.0)
     prototype_weight: float = knob(30.0, minimum=0.0, exclusive_minimum=True,
                                    help="theta: encoding's distance to the target class "
                                         "prototype")
-    num_prototype_neighbours: int = knob(10, minimum=1, maximum=100000,
-                                         help="K nearest training encodings a prototype averages")
+    num_prototype_neighbours: int = redefault(ElasticNetSettings, "num_prototype_neighbours", 10)
     polish: bool = knob(False, help="off: the changes that make it look real are not needed "
                                     "for the prediction, and polishing would remove them")
 

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -67,6 +68,17 @@ from pixelflip.counterfactuals.smooth_perturbation import SmoothSearchRound, nee
 from pixelflip.counterfactuals.trade_off_search import search_trade_off
 
 _SMALLEST_PROBABILITY = 1e-30
+
+
+class _CompiledSearch(NamedTuple):
+    """What one model and image shape compiles once: the search round, the logits polishing
+    calls, and whether the round is a smooth one (which is not polished)."""
+
+    model: keras.Model
+    key: tuple
+    search_round: Any
+    logits: Any
+    smooth: bool
 _DEFAULTS = ElasticNetSettings()
 
 
@@ -264,7 +276,7 @@ class ElasticNetCounterfactual(CounterfactualMethod):
         # The compiled search round of the last model and image shape, so that calling explain
         # again (once per stage batch) does not retrace. Only one is kept: the compiled function
         # holds its model, and a stage explaining several models should not keep them all alive.
-        self._compiled: tuple | None = None
+        self._compiled: _CompiledSearch | None = None
 
     @property
     def uses_autoencoder(self) -> bool:
@@ -316,9 +328,9 @@ class ElasticNetCounterfactual(CounterfactualMethod):
                 search_round, images[batch], batch_targets, original_predictions[batch], extras,
                 initial_prediction_weight=self.initial_prediction_weight,
                 binary_search_steps=self.binary_search_steps)
-            if self.polish and not self._compiled[4]:
+            if self.polish and not self._compiled.smooth:
                 counterfactuals[batch], _ = polish_counterfactuals(
-                    self._compiled[3], images[batch], counterfactuals[batch], batch_targets,
+                    self._compiled.logits, images[batch], counterfactuals[batch], batch_targets,
                     original_predictions[batch], confidence=self.confidence)
         if self.num_counterfactuals == 1:
             return counterfactuals, iterations
@@ -326,7 +338,8 @@ class ElasticNetCounterfactual(CounterfactualMethod):
 
     def _search_round(self, model, image_shape, num_classes):
         key = (tuple(image_shape), int(num_classes))
-        if self._compiled is None or self._compiled[0] is not model or self._compiled[1] != key:
+        compiled = self._compiled
+        if compiled is None or compiled.model is not model or compiled.key != key:
             started = time.perf_counter()
             # The logits function too, which polishing calls: one per model, not per batch.
             search_round = self._compile_search_round(model, *key)
@@ -340,10 +353,10 @@ class ElasticNetCounterfactual(CounterfactualMethod):
             search_round(image, no_class, no_class, tf.ones([1]), tf.fill([1], np.inf), image,
                          tf.zeros([1], tf.bool), *extras)
             logits(image)
-            self._compiled = (model, key, search_round, logits,
-                              needs_smooth_round(self._settings(), key[0]))
+            self._compiled = _CompiledSearch(model, key, search_round, logits,
+                                             needs_smooth_round(self._settings(), key[0]))
             self.compile_seconds += time.perf_counter() - started
-        return self._compiled[2]
+        return self._compiled.search_round
 
     def _settings(self) -> SearchSettings:
         """The settings of a search round, from this method's."""

@@ -51,14 +51,7 @@ def im1_scores(
     -------
     float64 array of shape (N,), NaN where the counterfactual failed.
     """
-    check_result(result)
-    if not isinstance(autoencoders, Mapping):
-        raise ValueError(
-            f"autoencoders is a {type(autoencoders).__name__}; expected a dict from class index "
-            "to keras.Model, as train_class_autoencoders returns."
-        )
-    check_non_negative("epsilon", epsilon, allow_zero=False)
-    check_integer("batch_size", batch_size, minimum=1)
+    check_score_inputs(result, autoencoders, epsilon=epsilon, batch_size=batch_size)
 
     def scores(valid: np.ndarray) -> np.ndarray:
         reached = result.counterfactual_predictions[valid]
@@ -73,16 +66,11 @@ def im1_scores(
         origin_errors = np.empty(valid.size)
         for class_index in np.union1d(reached, origins).tolist():
             model = autoencoders[class_index]
-            expected = tuple(model.inputs[0].shape[1:])
-            if expected != counterfactuals.shape[1:]:
-                raise ValueError(
-                    f"the autoencoder of class {class_index} takes images of shape {expected}; "
-                    f"the counterfactuals have shape {counterfactuals.shape[1:]}."
-                )
             # Each class's autoencoder runs once, on exactly the counterfactuals that need it.
             rows = (reached == class_index) | (origins == class_index)
             errors = np.full(valid.size, np.nan)
-            errors[rows] = _reconstruction_errors(model, counterfactuals[rows], int(batch_size))
+            errors[rows] = _reconstruction_errors(model, counterfactuals[rows], int(batch_size),
+                                                  owner=f"class {class_index}")
             reached_errors = np.where(reached == class_index, errors, reached_errors)
             origin_errors = np.where(origins == class_index, errors, origin_errors)
         return reached_errors / (origin_errors + float(epsilon))
@@ -90,11 +78,35 @@ def im1_scores(
     return score_successes(result, scores)
 
 
-def _reconstruction_errors(model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
+def check_score_inputs(result, autoencoders, *, epsilon: float, batch_size: int) -> None:
+    """The checks IM1 and IM2 share: a result, a dict of class autoencoders, epsilon > 0 and a
+    batch size >= 1; ValueError naming what is wrong."""
+    check_result(result)
+    if not isinstance(autoencoders, Mapping):
+        raise ValueError(
+            f"autoencoders is a {type(autoencoders).__name__}; expected a dict from class index "
+            "to keras.Model, as train_class_autoencoders returns."
+        )
+    check_non_negative("epsilon", epsilon, allow_zero=False)
+    check_integer("batch_size", batch_size, minimum=1)
+
+
+def reconstructions(model: keras.Model, images: np.ndarray, batch_size: int, *,
+                    owner: str) -> np.ndarray:
+    """The autoencoder's float64 reconstructions of ``images``, one batch at a time; ValueError
+    naming ``owner`` (whose autoencoder it is) when it takes images of another shape."""
+    expected = tuple(model.inputs[0].shape[1:])
+    if expected != images.shape[1:]:
+        raise ValueError(f"the autoencoder of {owner} takes images of shape {expected}; the "
+                         f"counterfactuals have shape {images.shape[1:]}.")
+    return np.concatenate([
+        np.asarray(model(images[start : start + batch_size], training=False), dtype=np.float64)
+        for start in range(0, len(images), batch_size)
+    ])
+
+
+def _reconstruction_errors(model: keras.Model, images: np.ndarray, batch_size: int, *,
+                           owner: str) -> np.ndarray:
     """Squared reconstruction error (n,) float64 of each image, summed over pixels and channels."""
-    errors = []
-    for start in range(0, len(images), batch_size):
-        batch = images[start : start + batch_size]
-        reconstruction = np.asarray(model(batch, training=False), dtype=np.float64)
-        errors.append(np.square(batch - reconstruction).reshape(len(batch), -1).sum(axis=1))
-    return np.concatenate(errors)
+    difference = images - reconstructions(model, images, batch_size, owner=owner)
+    return np.square(difference).reshape(len(images), -1).sum(axis=1)

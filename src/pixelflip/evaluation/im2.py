@@ -21,8 +21,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 
-from pixelflip.config.checks import check_integer, check_non_negative, require_classes
-from pixelflip.counterfactuals.result import CounterfactualResult, check_result, score_successes
+from pixelflip.config.checks import require_classes
+from pixelflip.counterfactuals.result import CounterfactualResult, score_successes
+from pixelflip.evaluation.im1 import check_score_inputs, reconstructions
 
 
 def im2_scores(
@@ -51,35 +52,22 @@ def im2_scores(
     -------
     float64 array of shape (N,), NaN where the counterfactual failed.
     """
-    check_result(result)
-    check_non_negative("epsilon", epsilon, allow_zero=False)
-    check_integer("batch_size", batch_size, minimum=1)
+    check_score_inputs(result, autoencoders, epsilon=epsilon, batch_size=batch_size)
 
     def scores(valid: np.ndarray) -> np.ndarray:
         reached = result.counterfactual_predictions[valid]
         require_classes(reached, list(autoencoders), problem="autoencoders has no model for",
                         role="successful counterfactuals reach")
         counterfactuals = result.counterfactuals[valid]
-        general = _reconstructions(shared_autoencoder, counterfactuals, int(batch_size))
+        general = reconstructions(shared_autoencoder, counterfactuals, int(batch_size),
+                                  owner="every class")
         gaps = np.empty(valid.size)
         for class_index in np.unique(reached).tolist():
             rows = reached == class_index
-            specific = _reconstructions(autoencoders[class_index], counterfactuals[rows],
-                                        int(batch_size))
+            specific = reconstructions(autoencoders[class_index], counterfactuals[rows],
+                                       int(batch_size), owner=f"class {class_index}")
             gaps[rows] = np.square(specific - general[rows]).reshape(rows.sum(), -1).sum(axis=1)
         norms = np.abs(counterfactuals.astype(np.float64)).reshape(valid.size, -1).sum(axis=1)
         return gaps / (norms + float(epsilon))
 
     return score_successes(result, scores)
-
-
-def _reconstructions(model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
-    """The model's float64 reconstructions of ``images``, one batch at a time."""
-    expected = tuple(model.inputs[0].shape[1:])
-    if expected != images.shape[1:]:
-        raise ValueError(f"the autoencoder {model.name!r} takes images of shape {expected}; the "
-                         f"counterfactuals have shape {images.shape[1:]}.")
-    return np.concatenate([
-        np.asarray(model(images[start : start + batch_size], training=False), dtype=np.float64)
-        for start in range(0, len(images), batch_size)
-    ])
