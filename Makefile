@@ -5,10 +5,9 @@ BIN := $(CURDIR)/$(VENV)/bin
 # Stage commands call `python`: put the project's environment first on PATH.
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
-export TF_CPP_MIN_LOG_LEVEL := 2
 PORT ?= 5000
 
-.PHONY: setup repro cats-vs-dogs test test-fast ui bench clean
+.PHONY: setup repro cats-vs-dogs test test-fast ui exps bench clean
 
 setup: $(VENV)/.installed
 
@@ -20,8 +19,8 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 repro: setup
-	$(BIN)/dvc repro
-	$(BIN)/dvc metrics show metrics/comparison.json
+	$(BIN)/dvc repro $(ARGS)
+	$(BIN)/dvc metrics show summary timings/summary
 
 # The photo pipeline, pipelines/cats-vs-dogs (profiles/cats-vs-dogs.yaml written into its own
 # params.yaml; results committed): `make cats-vs-dogs` reproduces it on the 10,000 shared
@@ -34,7 +33,7 @@ CATS_VS_DOGS_SOURCE := $(if $(filter kaggle,$(DATA)),-S data.source=kaggle -S da
 
 cats-vs-dogs: setup
 	cd $(PHOTO_PIPELINE) && $(if $(DATA),$(BIN)/dvc exp run $(CATS_VS_DOGS_SOURCE),$(BIN)/dvc repro) $(ARGS)
-	cd $(PHOTO_PIPELINE) && $(BIN)/dvc metrics show metrics/comparison.json
+	cd $(PHOTO_PIPELINE) && $(BIN)/dvc metrics show summary timings/summary
 
 test: setup
 	$(BIN)/python -m pytest
@@ -42,8 +41,12 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
 
+# Experiments side by side in 120 columns (`dvc exp show` options pass through ARGS).
+exps: setup
+	$(BIN)/python -m pixelflip.reports.experiments $(ARGS)
+
 ui: setup
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(PORT)
+	$(BIN)/python -m pixelflip.tracking.ui --port $(PORT)
 
 bench: setup
 	$(BIN)/python benchmarks/counterfactuals.py

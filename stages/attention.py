@@ -44,7 +44,7 @@ def main(params):
         labels={"model": MODULE, "module": MODULE, "backbone": train.backbone,
                 "placement": attention.placement or "last feature block"},
         model_path=layout.model_path(MODULE), metrics_path=layout.metrics_path(MODULE),
-        plots_dir=layout.attention_plots_dir(MODULE),
+        timings_path=layout.timings_path(MODULE), plots_dir=layout.attention_plots_dir(MODULE),
         registered_model=params.tracking.registered_model), strategy=strategy)
 
 

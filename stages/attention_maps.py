@@ -8,6 +8,7 @@ Writes `data/attention_maps/<module>.npz` (`original/<layer>` and `counterfactua
 import numpy as np
 
 from pixelflip.stage import layout
+from pixelflip.stage.console import progress
 from pixelflip.stage.frame import run_stage
 from pixelflip.tracking.runs import log_artifacts
 
@@ -23,7 +24,9 @@ def main(params):
     method = params.counterfactuals.methods[0]
     with atomic_path(layout.ATTENTION_MAPS_DIR) as out_dir:
         out_dir.mkdir()
-        for module in params.attention.modules:
+        modules = params.attention.modules
+        for position, module in enumerate(modules, 1):
+            progress("attention_maps", model=(position, len(modules), module))
             model = load_classifier(layout.model_path(module))
             result = CounterfactualResult.load(layout.explanation_path(
                 layout.COUNTERFACTUALS_DIR, module, "sampled", method))

@@ -4,6 +4,7 @@ SmoothGrad, LIME), on the image sets `select` chose, one figure per model."""
 import numpy as np
 
 from pixelflip.stage import layout
+from pixelflip.stage.console import progress
 from pixelflip.stage.frame import run_stage
 from pixelflip.tracking.runs import log_artifacts, log_metrics
 
@@ -22,13 +23,16 @@ def main(params):
                                 random_state=params.seed) for name in options.methods]
     classes = load_classes(layout.PREPARED_DIR)
     with atomic_path(layout.ATTRIBUTIONS_DIR) as out_dir:
-        for name in layout.model_names(params.attention.modules):
+        names = layout.model_names(params.attention.modules)
+        for model_position, name in enumerate(names, 1):
             model = load_classifier(layout.model_path(name))
             image_sets = load_image_sets(layout.selected_dir(name))
             sampled, sampled_maps = image_sets[0], {}
-            for image_set in image_sets:
+            for set_position, image_set in enumerate(image_sets, 1):
                 if not len(image_set.indices):
                     continue
+                progress("attributions", model=(model_position, len(names), name),
+                         set=(set_position, len(image_sets), image_set.name))
                 # The class each model predicted: the answer the counterfactual then overturns.
                 predictions = image_set.probabilities.argmax(axis=1)
                 for method in methods:

@@ -2,14 +2,18 @@
 flips the model's answer.
 
 The sampled set goes towards `counterfactuals.target`; the misclassified set towards each
-image's true label ("what minimal change would fix this mistake?").
+image's true label ("what minimal change would fix this mistake?"). The stage's MLflow run holds
+each result as a table too (`tables/<model>.<set>.<method>.json`): one row per counterfactual,
+with the original, the counterfactual and the change as images.
 """
 
 import numpy as np
 
 from pixelflip.stage import layout
+from pixelflip.stage.console import progress
 from pixelflip.stage.frame import run_stage
 from pixelflip.tracking.runs import log_artifacts, log_metrics
+from pixelflip.tracking.tables import log_counterfactual_table
 
 
 def main(params):
@@ -32,20 +36,25 @@ def main(params):
                for name in options.methods]
     with atomic_path(layout.COUNTERFACTUALS_DIR) as out_dir:
         out_dir.mkdir()  # also when every image set is empty, so the output exists
-        for name in layout.model_names(params.attention.modules):
+        names = layout.model_names(params.attention.modules)
+        for model_position, name in enumerate(names, 1):
             model = load_classifier(layout.model_path(name))
-            for image_set in load_image_sets(layout.selected_dir(name)):
+            image_sets = load_image_sets(layout.selected_dir(name))
+            for set_position, image_set in enumerate(image_sets, 1):
                 if not len(image_set.indices):
                     continue
+                progress("counterfactuals", model=(model_position, len(names), name),
+                         set=(set_position, len(image_sets), image_set.name))
                 targets = image_set.targets(options.target, class_index)
                 for method in methods:
                     result = method.explain(model, image_set.images, targets)
+                    test_indices = image_set.indices[result.sources]
                     write_result(result, layout.explanation_path(out_dir, name, image_set.name,
                                                                  method.name),
-                                 class_names=classes,
-                                 test_indices=image_set.indices[result.sources],
+                                 class_names=classes, test_indices=test_indices,
                                  true_labels=image_set.labels[result.sources])
                     key = f"{name}.{image_set.name}.{method.name}"
+                    log_counterfactual_table(result, classes, key, test_indices=test_indices)
                     log_metrics({f"{key}.validity": float(np.mean(result.success)),
                                  f"{key}.seconds_per_image": float(np.mean(result.seconds)),
                                  f"{key}.compile_seconds": method.compile_seconds})

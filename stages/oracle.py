@@ -34,7 +34,7 @@ def main(params):
         inputs=(layout.MANIFEST_CSV,),
         labels={"model": name, "module": "none", "backbone": oracle.backbone},
         model_path=layout.ORACLE_MODEL, metrics_path=layout.ORACLE_METRICS,
-        plots_dir=layout.ORACLE_PLOTS_DIR,
+        timings_path=layout.ORACLE_TIMINGS, plots_dir=layout.ORACLE_PLOTS_DIR,
         # Its own registered model: the oracle judges the classifiers and must never become
         # their @best.
         registered_model=f"{params.tracking.registered_model}-oracle"), strategy=strategy)

@@ -6,6 +6,7 @@ counterfactuals explain exactly the same images.
 """
 
 from pixelflip.stage import layout
+from pixelflip.stage.console import progress
 from pixelflip.stage.frame import run_stage
 
 
@@ -18,7 +19,9 @@ def main(params):
     select = params.select
     test_images, test_labels = load_split(layout.PREPARED_DIR, "test")
     with atomic_path(layout.SELECTED_DIR) as out_dir:
-        for name in layout.model_names(params.attention.modules):
+        names = layout.model_names(params.attention.modules)
+        for position, name in enumerate(names, 1):
+            progress("select", model=(position, len(names), name))
             image_sets = select_test_images(
                 load_classifier(layout.model_path(name)), test_images, test_labels,
                 num_images=select.num_images, misclassified=select.misclassified,

@@ -31,8 +31,8 @@ def main(params):
         settings=params.declared_values(), inputs=(layout.MANIFEST_CSV,),
         labels={"model": name, "module": "none", "backbone": train.backbone},
         model_path=layout.model_path(name), metrics_path=layout.metrics_path(name),
-        plots_dir=layout.TRAIN_PLOTS_DIR, registered_model=params.tracking.registered_model),
-        strategy=strategy)
+        timings_path=layout.timings_path(name), plots_dir=layout.TRAIN_PLOTS_DIR,
+        registered_model=params.tracking.registered_model), strategy=strategy)
 
 
 if __name__ == "__main__":

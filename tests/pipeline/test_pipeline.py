@@ -5,6 +5,7 @@ build on it (nothing reruns, one param reruns only its stage and those downstrea
 experiment, a bad params file). Tiny params keep the whole file to a few `dvc repro` calls.
 """
 
+import hashlib
 import json
 import os
 import subprocess
@@ -119,22 +120,62 @@ def test_repro_runs_every_stage_and_writes_every_output(project):
     assert not (project / ".backup").exists() or not any((project / ".backup").iterdir())
 
 
+def test_mlflow_ui_opens_on_the_runs_and_shows_their_images(project, tmp_path):
+    # The real UI as a user opens it (`make ui` runs pixelflip.tracking.ui), in a browser.
+    from support import mlflow_ui
+    from support.browser import headless_chromium
+
+    from pixelflip.tracking.tables import table_artifact_file
+    from pixelflip.tracking.ui import runs_table_url
+
+    client, experiment, runs = mlflow_runs(project)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    parent = next(run for run in runs if "mlflow.parentRunId" not in run.data.tags)
+    stage_runs = {run.info.run_name: run.info.run_id for run in runs if run is not parent}
+    # The parent row compares pipeline executions: it holds every key of params.yaml.
+    assert parent.data.params["train.epochs"] == "4"
+    assert parent.data.params["counterfactuals.methods"] == str(COUNTERFACTUAL_METHODS)
+    experiment_id = experiment.experiment_id
+    with mlflow_ui.MlflowUi(project, tmp_path / "ui") as ui, headless_chromium() as driver:
+        assert ui.printed_url() == runs_table_url(ui.uri, experiment_id)
+        mlflow_ui.open_page(driver, ui.printed_url())
+        mlflow_ui.expand_parent_runs(driver)
+        listed = mlflow_ui.wait_for_runs(driver, {parent.info.run_name, *TRACKED_STAGES})
+        assert listed == {parent.info.run_name, *TRACKED_STAGES}
+        # Per-image counterfactuals: a table with the original, counterfactual and change.
+        mlflow_ui.open_run_tab(driver, ui.uri, experiment_id, stage_runs["counterfactuals"],
+                               "artifacts/" + table_artifact_file("base.sampled.elastic_net"))
+        assert len(mlflow_ui.wait_for_images(driver, "table_images")) >= 3
+        # The evaluate stage's figures in its run's image grid.
+        mlflow_ui.open_run_tab(driver, ui.uri, experiment_id, stage_runs["evaluate"],
+                               "model-metrics")
+        assert mlflow_ui.wait_for_images(driver, "images%2Fexplanations~base_")
+
+
 def test_comparison_table_lists_every_model_with_its_figures(project):
     comparison = json.loads((project / "metrics/comparison.json").read_text())
     assert list(comparison["models"]) == ["base", *MODULES]
     assert comparison["best_model"] == max(
         comparison["models"], key=lambda name: comparison["models"][name]["val_accuracy"])
+    # The seconds of each model, apart from what a rerun reproduces.
+    timings = json.loads((project / "timings/comparison.json").read_text())["models"]
+    assert list(timings) == ["base", *MODULES]
     for name, row in comparison["models"].items():
         assert row["module"] == ("none" if name == "base" else name)
         assert row["backbone"] == "simple_cnn"
-        assert row["parameters"] > 1000 and row["inference_ms_per_image"] > 0
-        assert 0.0 <= row["test_accuracy"] <= 1.0 and row["training_seconds"] > 0
+        assert row["parameters"] > 1000 and timings[name]["inference_ms_per_image"] > 0
+        assert 0.0 <= row["test_accuracy"] <= 1.0 and timings[name]["training_seconds"] > 0
+        assert timings[name] == json.loads((project / (
+            "timings/train.json" if name == "base" else f"timings/attention/{name}.json")
+        ).read_text())
         # 95% interval of the accuracy on the test split's 30 digits (tiny params).
         assert row["test_accuracy_low"] <= row["test_accuracy"] <= row["test_accuracy_high"]
         assert row["test_accuracy_high"] - row["test_accuracy_low"] > 0.05
     table = (project / "plots/comparison/models.csv").read_text().splitlines()
     assert table[0].startswith("model,module,backbone,test_accuracy,test_accuracy_low,"
                                "test_accuracy_high,test_loss") and len(table) == 6
+    seconds = (project / "timings/comparison.csv").read_text().splitlines()
+    assert seconds[0] == "model,training_seconds,inference_ms_per_image" and len(seconds) == 6
     assert (project / "plots/comparison/models.png").stat().st_size > 10000
 
 
@@ -153,13 +194,76 @@ def test_attention_maps_are_exported_for_the_explained_images(project):
         f"{module}.npz" for module in MODULES)
 
 
+HEADLINE_KEYS = {
+    **{f"summary/{model}.json": {"accuracy"} for model in ["base", *MODULES]},
+    **{f"summary/{method}.json": {"validity", "median_l0", "oracle"}
+       for method in COUNTERFACTUAL_METHODS},
+    "summary/data.json": {"kept", "quarantined"},
+    **{f"timings/summary/{method}.json": {"s_per_image"} for method in COUNTERFACTUAL_METHODS},
+}
+
+
 def test_dvc_metrics_and_plots_show(project):
-    metrics = run(["dvc", "metrics", "show", "--json"], project).stdout
-    shown = json.dumps(json.loads(metrics))
-    assert "test_accuracy" in shown and "validity" in shown
+    # The headline only, one short row per file: a table that fits a terminal.
+    table = run(["dvc", "metrics", "show"], project).stdout
+    lines = table.rstrip("\n").splitlines()
+    assert max(len(line) for line in lines) <= 120, table
+    assert sorted(line.split()[0] for line in lines[1:]) == sorted(HEADLINE_KEYS)
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
+    files = {path: values["data"] for path, values in shown[""]["data"].items()}
+    assert {path: set(values) for path, values in files.items()} == HEADLINE_KEYS
+    assert files["summary/data.json"] == {"kept": 200, "quarantined": 0}
+    evaluation = json.loads((project / "metrics/evaluation.json").read_text())
+    assert files["summary/base.json"]["accuracy"] == pytest.approx(
+        evaluation["base"]["test_accuracy"], rel=1e-3)
+    for values in files.values():
+        # Four significant digits at most, so the columns stay narrow.
+        assert all(value == float(f"{value:.4g}") for value in values.values()), values
     run(["dvc", "plots", "show", "-o", "plots-html"], project)
     page = (project / "plots-html" / "index.html").read_text()
     assert "Training accuracy" in page and "Counterfactual size per image" in page
+    assert "inference ms per image" in page
+
+
+def git_tracked_outputs(project):
+    """The files of every output DVC leaves to git (cache: false), by path in the project."""
+    from dvc.repo import Repo
+
+    with Repo(str(project)) as repo:
+        roots = [Path(out.fs_path) for out in repo.index.outs if not out.use_cache]
+    files = [path for root in roots
+             for path in ([root] if root.is_file() else sorted(root.rglob("*")))
+             if path.is_file()]
+    return [path.relative_to(project).as_posix() for path in files]
+
+
+def keys_of(value):
+    if isinstance(value, dict):
+        return set(value) | {key for inner in value.values() for key in keys_of(inner)}
+    return set()
+
+
+def test_timings_live_only_under_timings_and_nothing_else_differs_from_run_to_run(project):
+    from pixelflip.stage.timings import TIMING_KEYS
+
+    outputs = git_tracked_outputs(project)
+    timings = [path for path in outputs if path.startswith("timings/")]
+    assert {"timings/train.json", "timings/oracle.json", "timings/comparison.csv",
+            "timings/counterfactuals.csv", "timings/attributions.csv",
+            *(f"timings/attention/{module}.json" for module in MODULES)} <= set(timings)
+    assert json.loads((project / "timings/train.json").read_text()).keys() == {
+        "training_seconds", "inference_ms_per_image"}
+    for path in sorted(set(outputs) - set(timings)):
+        if path.endswith(".json"):
+            keys = keys_of(json.loads((project / path).read_text()))
+        elif path.endswith(".csv"):
+            keys = set(pd.read_csv(project / path, nrows=0).columns)
+        else:
+            continue
+        assert not {key for key in keys if key in TIMING_KEYS or "seconds" in key
+                    or key.endswith("_ms") or "_ms_" in key}, path
+        # Nothing of the machine it ran on.
+        assert str(project) not in (project / path).read_text(), path
 
 
 def test_mlflow_holds_one_parent_with_a_child_per_stage_and_the_models(project):
@@ -179,6 +283,16 @@ def test_mlflow_holds_one_parent_with_a_child_per_stage_and_the_models(project):
                   if not key.startswith("device.") and key != "precision"}
         assert logged == {key: str(value) for key, value in expected.items()}, \
             child.info.run_name
+    # The parent compares pipeline executions: every param, and the headline `dvc metrics show`
+    # prints (summary/ and timings/summary/), under the same flat names.
+    assert parent.data.params["train.epochs"] == "4"
+    assert parent.data.params["counterfactuals.methods"] == str(COUNTERFACTUAL_METHODS)
+    for method in COUNTERFACTUAL_METHODS:
+        headline = json.loads((project / f"summary/{method}.json").read_text())
+        assert parent.data.metrics[f"{method}.validity"] == pytest.approx(headline["validity"])
+        assert f"{method}.s_per_image" in parent.data.metrics
+    base = json.loads((project / "summary/base.json").read_text())
+    assert parent.data.metrics["accuracy.base"] == pytest.approx(base["accuracy"])
     commit = run(["git", "rev-parse", "HEAD"], project).stdout.strip()
     source = json.loads((project / "data/raw/source.json").read_text())
     for tagged in (parent, *children):
@@ -222,6 +336,37 @@ def test_second_repro_reruns_nothing(project):
     assert "up to date" in run(["dvc", "status"], project).stdout
 
 
+def output_digests(project):
+    return {path: hashlib.sha256((project / path).read_bytes()).hexdigest()
+            for path in git_tracked_outputs(project)}
+
+
+def test_a_forced_rerun_on_the_same_data_changes_only_the_timings(project):
+    # The oracle trains again, from the same seed, and is timed anew; compare and evaluate
+    # measure nothing but read the seconds the stages before them wrote.
+    before, lock_before = output_digests(project), (project / "dvc.lock").read_text()
+    result = run(["dvc", "repro", "--force", "--single-item", "oracle", "compare", "evaluate"],
+                 project)
+    assert sorted(ran_stages(result.stdout)) == ["compare", "evaluate", "oracle"]
+    after = output_digests(project)
+    changed = sorted(path for path in before.keys() | after.keys()
+                     if before.get(path) != after.get(path))
+    assert "timings/oracle.json" in changed
+    assert all(path.startswith("timings/") for path in changed), changed
+
+    def reproducible(lock_text):
+        # A .keras file records the date Keras saved it; its weights are what the metrics check.
+        def kept(entries):
+            return [entry for entry in entries if not entry["path"].startswith("timings/")
+                    and not entry["path"].endswith(".keras")]
+
+        return {name: {**stage, "deps": kept(stage.get("deps", [])),
+                       "outs": kept(stage.get("outs", []))}
+                for name, stage in yaml.safe_load(lock_text)["stages"].items()}
+
+    assert reproducible((project / "dvc.lock").read_text()) == reproducible(lock_before)
+
+
 def test_a_changed_param_reruns_only_that_stage_and_downstream(project):
     update_params(project, {"select": {"num_images": 6}})
     result = run(["dvc", "repro"], project)
@@ -246,15 +391,33 @@ def test_one_modules_own_params_change_only_its_stage(project):
     assert "attention.pam" in json.dumps(status["attention@pam"])
 
 
-def test_experiment_is_listed_by_dvc_and_is_its_own_mlflow_parent(project):
+def test_experiment_is_listed_by_dvc_and_is_its_own_mlflow_parent(project, tmp_path):
+    from support.shipped_files import committed_text
+
+    from pixelflip.config.profiles import parse_overrides
+
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-q", "-m", "after repro"], project)
-    run(["dvc", "exp", "run", "-n", "two-each", "-S",
-         "counterfactuals.elastic_net.num_counterfactuals=2"],
-        project)
+    experiment = "counterfactuals.elastic_net.num_counterfactuals=2"
+    run(["dvc", "exp", "run", "-n", "two-each", "-S", experiment], project)
+    # DVC rewrote the whole params.yaml in its own layout (nulls left blank, lists one item a
+    # line); it still loads, to the committed values with the one the experiment set.
+    committed = tmp_path / "params.yaml"
+    committed.write_text(committed_text(project, "params.yaml"))
+    rewritten = (project / "params.yaml").read_text()
+    assert ": null\n" in committed.read_text() and ": null\n" not in rewritten
+    assert load_params(project / "params.yaml") == load_params(
+        committed, overrides=parse_overrides([experiment]))
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
     experiments = json.dumps(shown)
     assert "two-each" in experiments and "evaluation.json" in experiments
+    # Side by side in 120 columns: the experiment's param and every headline number.
+    side_by_side = run([sys.executable, "-m", "pixelflip.reports.experiments"], project).stdout
+    lines = side_by_side.splitlines()
+    assert "two-each" in lines[0] and max(map(len, lines)) <= 120
+    assert any(line.startswith(f"param {experiment.split('=')[0]} ") for line in lines)
+    assert any(line.startswith("elastic_net.validity ") for line in lines)
+    assert "…" not in side_by_side
     # Two elastic-net counterfactuals per image, towards two classes, scored apart.
     frame = pd.read_csv(project / "plots/evaluate/counterfactuals_per_image.csv")
     chosen = frame[(frame["method"] == "elastic_net") & (frame["set"] == "sampled")

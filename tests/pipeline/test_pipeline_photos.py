@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 from support.project import ROOT, copy_project, ran_stages, run, update_params
+from support.shipped_files import committed_text
 
 pytestmark = pytest.mark.slow
 
@@ -43,8 +44,10 @@ def project(tmp_path_factory):
     project = copy_project(tmp_path_factory, {})
     folder = project / FOLDER
     folder.mkdir(parents=True)
-    for name in ("dvc.yaml", "params.yaml"):
-        (folder / name).write_text((ROOT / FOLDER / name).read_text())
+    (folder / "dvc.yaml").write_text((ROOT / FOLDER / "dvc.yaml").read_text())
+    # As committed: `make cats-vs-dogs DATA=...` runs an experiment that sets data.source and
+    # data.path in the folder's working copy.
+    (folder / "params.yaml").write_text(committed_text(ROOT, f"{FOLDER}/params.yaml"))
     update_params(project, SMALL, params_file=f"{FOLDER}/params.yaml")
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-q", "-m", "photo pipeline"], project)

@@ -24,7 +24,14 @@ def free_port() -> int:
 
 
 class MlflowServer:
-    """``mlflow server`` with a SQLite backend under ``folder``; :meth:`kill` stops it at once."""
+    """``mlflow server`` with a SQLite backend under ``folder``; :meth:`kill` stops it at once.
+
+    A subclass starts another command that ends up serving MLflow on :attr:`port`
+    (:meth:`command`, run in :attr:`cwd` with :attr:`env`); its output goes to ``server.log``.
+    """
+
+    cwd: Path | None = None
+    env: dict[str, str] | None = None
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
@@ -32,14 +39,17 @@ class MlflowServer:
         self.uri = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen | None = None
 
+    def command(self) -> list[str]:
+        mlflow = Path(sys.executable).with_name("mlflow")
+        return [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(self.port),
+                "--workers", "1", "--backend-store-uri", f"sqlite:///{self.folder / 'server.db'}",
+                "--default-artifact-root", (self.folder / "artifacts").as_uri()]
+
     def start(self) -> MlflowServer:
         self.folder.mkdir(parents=True, exist_ok=True)
-        mlflow = Path(sys.executable).with_name("mlflow")
         self._process = subprocess.Popen(
-            [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", "1", "--backend-store-uri", f"sqlite:///{self.folder / 'server.db'}",
-             "--default-artifact-root", (self.folder / "artifacts").as_uri()],
-            stdout=subprocess.DEVNULL, stderr=open(self.folder / "server.log", "wb"),
+            self.command(), cwd=self.cwd, env=self.env,
+            stdout=open(self.folder / "server.log", "wb"), stderr=subprocess.STDOUT,
             # Its own process group: kill() ends the server and the workers it forks.
             start_new_session=True)
         deadline = time.monotonic() + START_TIMEOUT_S

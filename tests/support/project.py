@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from support.shipped_files import default_params_text
+
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT_FILES = ["dvc.yaml", "params.yaml", "profiles", ".dvcignore", ".gitignore", ".dvc/config",
                  "stages", "src/pixelflip"]
@@ -62,7 +64,8 @@ def mlflow_runs(project):
 
 
 def copy_project(tmp_path_factory, params):
-    """A copy of the project with ``params`` applied, committed in a new git repository."""
+    """A copy of the project with ``params`` applied to the default params, committed in a new
+    git repository."""
     project = tmp_path_factory.mktemp("pixelflip") / "project"
     for name in PROJECT_FILES:
         source, target = ROOT / name, project / name
@@ -71,6 +74,8 @@ def copy_project(tmp_path_factory, params):
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
+    # Not the working copy's values: a `dvc exp run -S` there may have set any of them.
+    (project / "params.yaml").write_text(default_params_text())
     update_params(project, params)
     run(["git", "init", "-q"], project)
     run(["git", "add", "-A"], project)

@@ -3,12 +3,7 @@ the per-image target score tf-keras-vis differentiates or evaluates."""
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import tensorflow as tf
 
 from pixelflip.attributions.method import AttributionMethod, score_model

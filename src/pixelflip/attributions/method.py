@@ -10,15 +10,11 @@ The methods themselves live one per module beside this one (``grad_cam``, ``scor
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 import warnings
 
-import numpy as np
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import keras
+import numpy as np
 
 from pixelflip.attributions.result import AttributionResult
 from pixelflip.explanation.inputs import predict_probabilities, validate_explain_inputs

@@ -41,15 +41,11 @@ options, and what is booked is still the smallest ``l1_weight * L1 + L2^2``.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any, NamedTuple
 
-import numpy as np
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import keras
+import numpy as np
 import tensorflow as tf
 
 from pixelflip.config.checks import check_integer, check_non_negative

@@ -35,14 +35,10 @@ search, not what it books: the answer is still the valid point with the smallest
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-import numpy as np
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import keras
+import numpy as np
 import tensorflow as tf
 
 from pixelflip.config.checks import check_integer

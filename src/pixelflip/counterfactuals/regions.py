@@ -24,13 +24,8 @@ are dropped, one at a time, until removing any kept region undoes the flip.
 
 from __future__ import annotations
 
-import os
-
-import numpy as np
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import cv2
+import numpy as np
 
 from pixelflip.config.checks import check_integer, check_non_negative
 from pixelflip.config.methods import REGION_REPLACEMENTS, RegionsSettings

@@ -10,9 +10,6 @@ the draws of an epoch depend only on ``(seed, epoch)``.
 from __future__ import annotations
 
 import math
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import numpy as np

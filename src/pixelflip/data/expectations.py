@@ -31,6 +31,7 @@ from pixelflip.data.suites import (
     raw_expectations,
     used_images_table,
 )
+from pixelflip.reports.offline import make_offline
 from pixelflip.stage.files import atomic_path
 
 RAW_SUITE = "raw_manifest"
@@ -177,6 +178,8 @@ def check_manifest(
         raw = [_validate(context, data_source, run, run_id) for run in raw_runs]
         clean = [_validate(context, data_source, run, run_id) for run in clean_runs]
         context.build_data_docs()
+        # GE's pages load their scripts and styles from CDNs; point them at local copies.
+        make_offline(temporary_docs)
 
     docs_index = docs_dir / "index.html"
     return DataReport(

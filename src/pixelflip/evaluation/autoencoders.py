@@ -15,11 +15,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import keras
+import numpy as np
 
 from pixelflip.config.checks import check_integer, check_non_negative
 from pixelflip.evaluation.training_set import check_training_set, to_unit_float

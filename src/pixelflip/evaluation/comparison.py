@@ -1,8 +1,10 @@
 """The model comparison table: the base CNN and every attention module, side by side.
 
 Each training stage writes its metrics (``metrics/train.json``, ``metrics/attention/<module>.json``)
-in the same shape; this module turns them into one row per model, the table that
-``dvc metrics show``, ``dvc plots`` and MLflow display.
+and their timings (``timings/train.json``, ``timings/attention/<module>.json``) in the same shape;
+this module turns both into one row per model, the table that ``dvc plots`` and MLflow display.
+The ``compare`` stage writes its timing columns (:data:`pixelflip.stage.timings.TIMING_KEYS`)
+apart, under ``timings/``.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ def wilson_interval(accuracy: float, count: int) -> tuple[float, float]:
 
 def comparison_row(model_name: str, metrics: Mapping[str, Any], test_images: int
                    ) -> dict[str, Any]:
-    """One table row from the metrics a training stage wrote for ``model_name``.
+    """One table row from the metrics a training stage wrote for ``model_name``, its metrics
+    and timings files merged into one mapping.
 
     ``test_images`` is the size of the test split the accuracy was measured on; it gives the
     accuracy its 95% interval (``test_accuracy_low``, ``test_accuracy_high``).

@@ -11,14 +11,10 @@ batch at a time, or floating point in [0, 1].
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
-import numpy as np
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import keras
+import numpy as np
 
 from pixelflip.config.checks import check_integer, check_non_negative, require_classes
 from pixelflip.counterfactuals.result import CounterfactualResult, check_result, score_successes

@@ -12,14 +12,10 @@ counterfactual.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
-import numpy as np
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import keras
+import numpy as np
 
 from pixelflip.config.checks import require_classes
 from pixelflip.counterfactuals.result import CounterfactualResult, score_successes

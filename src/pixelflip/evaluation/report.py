@@ -5,7 +5,8 @@ model, set and method, beside each model's accuracy, and the figures that show t
 ``attributions`` stages wrote, scores them (:func:`score_counterfactuals`,
 :func:`score_attributions`) and draws the Original | Grad-CAM | Counterfactual | Overlay figures;
 :func:`write_report` gathers the summaries into ``metrics/evaluation.json``, the tables under
-``plots/evaluate`` and their bar figures.
+``plots/evaluate`` and their bar figures, and the seconds apart under ``timings/`` (a rerun on
+the same models writes every other file again byte for byte).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from pixelflip.plots.explanations import plot_explanation_metrics
 from pixelflip.plots.method_comparison import plot_method_comparison
 from pixelflip.stage import layout
 from pixelflip.stage.files import atomic_path, write_json
+from pixelflip.stage.timings import split_timing_columns, split_timings
 from pixelflip.tracking.runs import log_artifacts, log_metrics
 
 COUNTERFACTUAL_METRICS = ["validity", "median_l1", "median_area", "oracle_agreement",
@@ -172,6 +174,14 @@ class ExplanationReport:
         self.evaluation[model_name] = entry
         return entry
 
+    def per_image_table(self) -> pd.DataFrame:
+        """Every scored counterfactual, one row each: the :func:`score_counterfactuals` frames
+        of every model, set and method, with those three columns first."""
+        if not self.per_image:
+            raise ValueError("no counterfactuals were scored; call add_model for each model "
+                             "first.")
+        return pd.concat(self.per_image, ignore_index=True)
+
     def _score_counterfactual_set(self, model_name: str, image_set: str) -> dict:
         summaries, results = {}, {}
         for method in self.counterfactual_methods:
@@ -239,25 +249,36 @@ class ExplanationReport:
 
 
 def write_report(report: ExplanationReport) -> pd.DataFrame:
-    """``metrics/evaluation.json``, the tables and bar figures under ``plots/evaluate``, all
-    logged to MLflow with the explanation figures; returns the counterfactual summary table."""
+    """``metrics/evaluation.json``, the tables and bar figures under ``plots/evaluate`` and
+    their seconds under ``timings/``, all logged to MLflow with the explanation figures;
+    returns the counterfactual summary table, seconds included."""
     evaluation = report.evaluation
-    write_json(layout.EVALUATION_METRICS, evaluation)
+    write_json(layout.EVALUATION_METRICS, split_timings(evaluation)[0])
     plots_dir = layout.EVALUATE_PLOTS_DIR
     models = pd.DataFrame([{"model": name, **{key: entry[key] for key in MODEL_COLUMNS}}
                            for name, entry in evaluation.items()])
-    counterfactuals = summary_rows(evaluation, "counterfactuals")
-    attributions = summary_rows(evaluation, "attributions")
-    tables = {"models.csv": models, "counterfactuals.csv": counterfactuals,
-              "attributions.csv": attributions,
-              "counterfactuals_per_image.csv": pd.concat(report.per_image, ignore_index=True)}
-    for file_name, table in tables.items():
-        with atomic_path(plots_dir / file_name) as temporary:
+    rows = ["model", "set", "method"]
+    counterfactual_summary = summary_rows(evaluation, "counterfactuals")
+    counterfactuals, counterfactual_seconds = split_timing_columns(counterfactual_summary, rows)
+    attributions, attribution_seconds = split_timing_columns(
+        summary_rows(evaluation, "attributions"), rows)
+    # A row's seconds are its batch's mean; timings/counterfactuals.csv holds them per set.
+    per_image, _ = split_timing_columns(report.per_image_table(), [])
+    tables = {plots_dir / "models.csv": models,
+              plots_dir / "counterfactuals.csv": counterfactuals,
+              plots_dir / "attributions.csv": attributions,
+              plots_dir / "counterfactuals_per_image.csv": per_image,
+              layout.COUNTERFACTUAL_TIMINGS: counterfactual_seconds,
+              layout.ATTRIBUTION_TIMINGS: attribution_seconds}
+    for path, table in tables.items():
+        with atomic_path(path) as temporary:
             table.to_csv(temporary, index=False, float_format="%.6g")
     save_figure(plot_model_comparison(models, ["test_accuracy"]), plots_dir / "models.png")
     for image_set in counterfactuals["set"].unique():
         save_figure(plot_explanation_metrics(
             counterfactuals[counterfactuals["set"] == image_set],
+            # Those the table has: no oracle column without an oracle, and no seconds, which
+            # would redraw the figure differently on every run.
             metrics=[metric for metric in COUNTERFACTUAL_METRICS if metric in counterfactuals],
             title=f"Counterfactuals of {image_set} test images, per model and method"),
             plots_dir / f"counterfactuals_{image_set}.png")
@@ -269,7 +290,9 @@ def write_report(report: ExplanationReport) -> pd.DataFrame:
     log_artifacts(plots_dir, artifact_path="plots")
     log_artifacts(layout.EXPLANATIONS_DIR, artifact_path="explanations")
     log_artifacts(layout.EVALUATION_METRICS)
-    return counterfactuals
+    for path in (layout.COUNTERFACTUAL_TIMINGS, layout.ATTRIBUTION_TIMINGS):
+        log_artifacts(path, artifact_path="timings")
+    return counterfactual_summary
 
 
 def summary_rows(evaluation: dict, kind: str) -> pd.DataFrame:

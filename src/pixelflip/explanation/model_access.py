@@ -15,14 +15,10 @@ layers compute in half precision (a model trained with ``train.mixed_precision``
 
 from __future__ import annotations
 
-import os
 from types import SimpleNamespace
 
-import numpy as np
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import keras
+import numpy as np
 
 from pixelflip.models.loading import reduced_precision_layers
 

@@ -8,10 +8,7 @@ registered under the ``pixelflip`` package, so a model that contains one loads w
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import numpy as np

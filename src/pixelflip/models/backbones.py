@@ -13,8 +13,6 @@ import os
 import re
 from collections.abc import Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import keras
 
 from pixelflip.models.input_adapter import InputAdapter

@@ -8,10 +8,6 @@ dtype, keeps its weights in float32, and returns its explanation maps in float32
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import keras
 from keras import ops
 

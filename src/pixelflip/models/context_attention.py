@@ -9,10 +9,6 @@ lose most of their precision.
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import keras
 from keras import ops
 

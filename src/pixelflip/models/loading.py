@@ -12,10 +12,7 @@ explanation (gradients, logit margins, probabilities near 0 and 1) needs float32
 
 from __future__ import annotations
 
-import os
 from typing import Any
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 

@@ -10,10 +10,7 @@ this network (``benchmarks/photo_training.py --part speed``).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 

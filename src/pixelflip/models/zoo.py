@@ -13,8 +13,6 @@ import socket
 import urllib.error
 from dataclasses import dataclass, field
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import keras
 
 # The smallest side every keras.applications backbone here accepts (keras checks it too, but

@@ -1,4 +1,8 @@
-"""Figures that compare models: grouped metric bars and the attention comparison table."""
+"""Figures that compare models: grouped metric bars and the attention comparison table.
+
+Neither draws a timing: a figure in ``plots/`` is written again byte for byte by a rerun on the
+same models, and seconds change from run to run (``dvc plots`` draws them from ``timings/``).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from pixelflip.plots.common import SUCCESS_COLOR, _new_figure
 
 COMPARISON_TABLE_COLUMNS = (
     "model", "module", "backbone", "test_accuracy", "test_accuracy_low", "test_accuracy_high",
-    "test_loss", "parameters", "training_seconds", "inference_ms_per_image",
+    "test_loss", "parameters",
 )
 # How each numeric column is written in the table and on the bars.
 _NUMBER_FORMATS = {
@@ -22,21 +26,16 @@ _NUMBER_FORMATS = {
     "test_accuracy_high": "{:.4f}",
     "test_loss": "{:.4f}",
     "parameters": "{:,.0f}",
-    "training_seconds": "{:.1f}",
-    "inference_ms_per_image": "{:.3f}",
 }
 # Table headers that differ from the column name with spaces for underscores.
 _HEADERS = {
     "test_accuracy_low": "95% interval low",
     "test_accuracy_high": "95% interval high",
-    "training_seconds": "training s",
-    "inference_ms_per_image": "inference ms",
 }
 # The bar charts and their titles, left to right.
 _BAR_TITLES = {
     "test_accuracy": "test accuracy",
     "parameters": "parameters",
-    "inference_ms_per_image": "inference ms per image",
 }
 _BAR_COLOR = "#8c959f"
 _HEADER_COLOR = "#eaeef2"
@@ -89,26 +88,26 @@ def plot_model_comparison(frame: pd.DataFrame, metric_columns: Sequence[str]) ->
 
 
 def plot_comparison_table(frame: pd.DataFrame, *, best_by: str = "test_accuracy") -> Figure:
-    """The attention comparison as a figure: a table of every model, then three bar charts.
+    """The attention comparison as a figure: a table of every model, then two bar charts.
 
     Parameters
     ----------
     frame : DataFrame, one row per model
         Columns ``model`` (for example base, se, cbam, pam, gc), ``module``, ``backbone``,
         ``test_accuracy`` with its 95% interval ``test_accuracy_low`` and
-        ``test_accuracy_high``, ``test_loss``, ``parameters``, ``training_seconds`` and
-        ``inference_ms_per_image``; other columns are ignored. Missing values show as "n/a".
+        ``test_accuracy_high``, ``test_loss`` and ``parameters``; other columns are ignored.
+        Missing values show as "n/a".
     best_by : str, default "test_accuracy"
         The numeric column whose highest value marks the best model, for example
         ``val_accuracy`` to agree with a choice made on the validation split; a column outside
         the list above is added to the table.
 
-    The table writes accuracy and loss with 4 decimals, parameters with thousands separators,
-    seconds with 1 decimal and milliseconds with 3. Below it, horizontal bars give test accuracy,
-    parameters and inference milliseconds per model, the accuracy bars with their interval as
-    error bars, so a difference inside the intervals reads as noise. The model(s) with the highest ``best_by``
-    are highlighted: a green table row and green bars in every chart, so its cost is read at a
-    glance. Axes carry the labels ``table`` and the three column names for callers and tests.
+    The table writes accuracy and loss with 4 decimals and parameters with thousands
+    separators. Below it, horizontal bars give test accuracy and parameters per model, the
+    accuracy bars with their interval as error bars, so a difference inside the intervals reads
+    as noise. The model(s) with the highest ``best_by`` are highlighted: a green table row and
+    green bars in every chart, so its size is read at a glance. Axes carry the labels ``table``
+    and the two column names for callers and tests.
 
     Raises
     ------

@@ -1,4 +1,5 @@
-"""How a stage script meets the shell: where it may run, ``--help``, and one-line failures.
+"""How a stage script meets the shell: where it may run, ``--help``, one-line failures and
+progress lines (:func:`progress`).
 
 Every stage ends a failure the user can fix with one line on stderr, ``[stage] error: ...``,
 and exit status 2 (:data:`EXIT_BAD_INPUT`); an interrupted stage (Ctrl-C, ``kill``) with one
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import numbers
 import signal
 import sys
 import threading
@@ -36,6 +38,34 @@ def fail(stage: str, message: str) -> NoReturn:
     """Print ``[stage] error: message`` on stderr and exit with :data:`EXIT_BAD_INPUT`."""
     print(f"[{stage}] error: {message}", file=sys.stderr, flush=True)
     sys.exit(EXIT_BAD_INPUT)
+
+
+def progress(stage: str, **counters: tuple) -> None:
+    """Print where a stage's long loop is, ``[stage] model 3/5 se, set 1/2 sampled``, flushed.
+
+    Each keyword is a loop, outermost first: ``(position, total)``, position counted from 1, or
+    ``(position, total, label)`` naming the item (the model, the image set). For example
+    ``progress("counterfactuals", model=(3, 5, "se"), set=(1, 2, "sampled"))``.
+
+    Raises
+    ------
+    ValueError
+        If no counter is given, or one is not ``(position, total[, label])`` with
+        1 <= position <= total.
+    """
+    if not counters:
+        raise ValueError("progress() needs at least one counter, e.g. model=(3, 5).")
+    parts = []
+    for loop, counter in counters.items():
+        if not (isinstance(counter, tuple) and len(counter) in (2, 3)
+                and all(isinstance(number, numbers.Integral) and not isinstance(number, bool)
+                        for number in counter[:2])
+                and 1 <= counter[0] <= counter[1]):
+            raise ValueError(f"progress counter {loop}={counter!r} is invalid; expected "
+                             "(position, total) or (position, total, label) with integers "
+                             "1 <= position <= total.")
+        parts.append(" ".join([loop, f"{counter[0]}/{counter[1]}", *map(str, counter[2:])]))
+    print(f"[{stage}] {', '.join(parts)}", flush=True)
 
 
 def environment_problem(error: OSError) -> str | None:

@@ -19,8 +19,6 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 from pixelflip.config.declared import DeclaredParams, UndeclaredParamError, declared_values
 from pixelflip.config.knobs import ParamsError
 from pixelflip.config.params import load_params

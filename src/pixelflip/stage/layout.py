@@ -43,6 +43,23 @@ EVALUATE_PLOTS_DIR = PLOTS_DIR / "evaluate"
 EXPLANATIONS_DIR = PLOTS_DIR / "explanations"
 ORACLE_PLOTS_DIR = PLOTS_DIR / "oracle"
 
+# The headline of a run, written by `evaluate`: one small file per model, per counterfactual
+# method and for the data, so that `dvc metrics show` prints one short row per file.
+SUMMARY_DIR = Path("summary")
+SUMMARY_DATA_NAME = "data"
+# Everything a rerun measures anew (seconds, milliseconds), apart from the results, which a
+# rerun on the same models reproduces byte for byte. Each file is an output of the stage that
+# measured it.
+TIMINGS_DIR = Path("timings")
+ORACLE_TIMINGS = TIMINGS_DIR / "oracle.json"
+COMPARISON_TIMINGS = TIMINGS_DIR / "comparison.json"
+COMPARISON_TIMINGS_TABLE = TIMINGS_DIR / "comparison.csv"
+COUNTERFACTUAL_TIMINGS = TIMINGS_DIR / "counterfactuals.csv"
+ATTRIBUTION_TIMINGS = TIMINGS_DIR / "attributions.csv"
+# The timing half of the headline, one file per counterfactual method. A folder of its own:
+# it is one DVC output of `evaluate`, which must not overlap the other stages' timing files.
+SUMMARY_TIMINGS_DIR = TIMINGS_DIR / "summary"
+
 # Training backups live outside every DVC output: DVC deletes a stage's outputs before it reruns
 # the stage, and a killed stage must find its last finished epoch there.
 BACKUP_DIR = Path(".backup")
@@ -67,6 +84,14 @@ def metrics_path(model_name: str) -> Path:
     if model_name == BASE_MODEL_NAME:
         return METRICS_DIR / "train.json"
     return METRICS_DIR / "attention" / f"{model_name}.json"
+
+
+def timings_path(model_name: str) -> Path:
+    """How long a model took to train and to predict: the base CNN's, or one attention
+    module's (beside :func:`metrics_path`, which holds what a rerun reproduces)."""
+    if model_name == BASE_MODEL_NAME:
+        return TIMINGS_DIR / "train.json"
+    return TIMINGS_DIR / "attention" / f"{model_name}.json"
 
 
 def attention_plots_dir(module: str) -> Path:

@@ -25,6 +25,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from pixelflip.stage.library_logs import without_progress_bars, without_registry_notices
 from pixelflip.tracking.outage import tolerated
 from pixelflip.tracking.runs import (
     DATA_SHA256_TAG,
@@ -90,7 +91,8 @@ def log_keras_model(model: Any, name: str, input_example: Any, *,
     text_tags = {key: str(value) for key, value in (tags or {}).items()}
     signature = infer_signature(input_example, model.predict(input_example, verbose=0))
     logged = None
-    with tolerated("log the model"):
+    # MLflow checks the logged model serves input_example with a predict that prints a bar.
+    with tolerated("log the model"), without_progress_bars():
         logged = mlflow.tensorflow.log_model(
             model,
             name=name,
@@ -135,8 +137,9 @@ def register_version(model_uri: str, registered_model_name: str, *,
         run_tags = client.get_run(active.info.run_id).data.tags
         version_tags = {key: run_tags[key] for key in RUN_TAGS_ON_VERSIONS if key in run_tags}
         version_tags.update({key: str(value) for key, value in (tags or {}).items()})
-        version = mlflow.register_model(model_uri, registered_model_name,
-                                        tags=version_tags).version
+        with without_registry_notices():  # the stage prints the version itself
+            version = mlflow.register_model(model_uri, registered_model_name,
+                                            tags=version_tags).version
         if MODULE_TAG in version_tags:
             client.set_registered_model_alias(registered_model_name,
                                               f"latest-{version_tags[MODULE_TAG]}", version)

@@ -6,7 +6,15 @@ parent run through a *pipeline id*: the id of the ``dvc`` process they descend f
 attach to it. A stage run outside DVC gets a parent of its own.
 
 Every run carries the git commit, ``DVC_EXP_NAME`` when DVC sets it, and the sha256 of the raw
-data archive, so a run in the UI leads back to the exact code, experiment and data.
+data archive, so a run in the UI leads back to the exact code, experiment and data. The parent
+run also holds the whole ``params.yaml`` as params (:mod:`pixelflip.tracking.parent`) and the
+pipeline's summary metrics (:func:`log_pipeline_metrics`), so the runs table compares pipeline
+executions by their parent rows; the experiment is marked as model training
+(:mod:`pixelflip.tracking.experiment`).
+
+Every PNG a stage logs from ``plots/`` is also an MLflow image (:mod:`pixelflip.tracking.images`)
+and the counterfactuals stage logs a table per model, image set and method
+(:mod:`pixelflip.tracking.tables`).
 
 Training stages also record, in their child run: MLflow's system metrics (``system/...``, GPU
 ones only where NVML finds a GPU), one point per epoch of every Keras metric (step = the 1-based
@@ -31,13 +39,17 @@ from typing import Any
 from pixelflip.stage import layout
 from pixelflip.stage.console import ending_signals
 from pixelflip.stage.files import read_json
-from pixelflip.tracking.liveness import end_dead_runs, process_tags
+from pixelflip.tracking.experiment import experiment_id as get_experiment_id
+from pixelflip.tracking.images import log_figures
+from pixelflip.tracking.liveness import PARENT_TAG, end_dead_runs, process_tags
 from pixelflip.tracking.outage import failed, failure_error, tolerated, watching
+from pixelflip.tracking.parent import log_new_params, loggable_params, pipeline_params
 from pixelflip.tracking.store import (
     URI_FROM_ENVIRONMENT,
     lower_http_retries,
     opening_errors,
     probe_server,
+    quiet_mlflow_loggers,
     store_lock,
     tracking_errors,
 )
@@ -183,6 +195,7 @@ def stage_run(stage: str, *, root: Path, experiment: str, uri: str | None, enabl
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    quiet_mlflow_loggers()
     tracking_uri = resolve_tracking_uri(uri, root)
     from_environment = bool(os.environ.get(URI_FROM_ENVIRONMENT))
     lower_http_retries(tracking_uri)
@@ -193,10 +206,13 @@ def stage_run(stage: str, *, root: Path, experiment: str, uri: str | None, enabl
         # steps race between processes; one at a time.
         with store_lock(tracking_uri):
             client = MlflowClient()
-            experiment_id = _experiment_id(client, experiment, root)
+            # Artifacts beside the SQLite store, not in whatever folder a stage ran from.
+            experiment_id = get_experiment_id(
+                client, experiment, (store_root(root) / "mlartifacts").as_uri())
             end_dead_runs(client, experiment_id)
             tags = run_tags(root)
             parent_id = _parent_run_id(client, experiment_id, tags)
+            log_new_params(client, parent_id, pipeline_params(root))
         with _system_metrics_sampling():
             # None rather than False, so that MLflow's own switch still works for other stages.
             run = mlflow.start_run(experiment_id=experiment_id, run_name=stage,
@@ -276,24 +292,6 @@ def _system_metrics_sampling() -> Iterator[None]:
             mlflow.set_system_metrics_samples_before_logging(None)
 
 
-def _experiment_id(client: Any, name: str, root: Path) -> str:
-    from mlflow.exceptions import MlflowException
-
-    experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    # Artifacts beside the SQLite store, not in whatever folder a stage happened to run from.
-    artifacts = (store_root(root) / "mlartifacts").as_uri()
-    try:
-        return client.create_experiment(name, artifact_location=artifacts)
-    except MlflowException as error:
-        # A server has no lock of ours: another stage created it between the lookup and here.
-        experiment = client.get_experiment_by_name(name)
-        if error.error_code != "RESOURCE_ALREADY_EXISTS" or experiment is None:
-            raise
-        return experiment.experiment_id
-
-
 def _parent_run_id(client: Any, experiment_id: str, tags: dict[str, str]) -> str:
     pipeline = tags[PIPELINE_ID_TAG]
     found = client.search_runs([experiment_id], f"tags.`{PIPELINE_ID_TAG}` = '{pipeline}'",
@@ -313,7 +311,17 @@ def log_params(params: Mapping[str, Any]) -> None:
 
     if mlflow.active_run() is not None and params:
         with tolerated("log params"):
-            mlflow.log_params(dict(params))
+            mlflow.log_params(loggable_params(params))
+
+
+def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The numeric entries of ``metrics`` (nested mappings flattened), as MLflow can log them:
+    None, NaN and booleans left out, characters MLflow refuses in a name replaced by ``_``."""
+    # Data reasons ("palette to RGB, gif ...") have commas, which MLflow refuses.
+    return {re.sub(r"[^\w\-. :/]", "_", key): float(value)
+            for key, value in flatten("", metrics).items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+            and not math.isnan(value)}
 
 
 def log_metrics(metrics: Mapping[str, Any], step: int | None = None) -> None:
@@ -322,18 +330,46 @@ def log_metrics(metrics: Mapping[str, Any], step: int | None = None) -> None:
 
     if mlflow.active_run() is None:
         return
-    # MLflow refuses names with other characters; data reasons ("palette to RGB, gif ...") have them.
-    numeric = {re.sub(r"[^\w\-. :/]", "_", key): float(value)
-               for key, value in flatten("", metrics).items()
-               if isinstance(value, (int, float)) and not isinstance(value, bool)
-               and not math.isnan(value)}
+    numeric = numeric_metrics(metrics)
     if numeric:
         with tolerated("log metrics"):
             mlflow.log_metrics(numeric, step=step)
 
 
+def log_pipeline_metrics(metrics: Mapping[str, float]) -> None:
+    """Log the pipeline's summary metrics to the parent run of the active stage run, if any.
+
+    ``metrics`` is a flat mapping of name to number (``{"accuracy.base": 0.98,
+    "elastic_net.validity": 0.9, "elastic_net.s_per_image": 0.4}``; nested mappings are
+    flattened, None and NaN skipped, as :func:`log_metrics` does). They land on the pipeline's
+    parent run, at step 0, so the experiment's runs table compares pipeline executions by them;
+    logging a name again adds a newer value, which the table shows. An active run that is not a
+    stage run (no parent) gets them itself.
+    """
+    import mlflow
+
+    active = mlflow.active_run()
+    if active is None:
+        return
+    numeric = numeric_metrics(metrics)
+    if not numeric:
+        return
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    target = active.data.tags.get(PARENT_TAG, active.info.run_id)
+    timestamp = int(time.time() * 1000)
+    with tolerated("log the pipeline's metrics"):
+        MlflowClient().log_batch(target, metrics=[Metric(key, value, timestamp, 0)
+                                                  for key, value in numeric.items()])
+
+
 def log_artifacts(path: str | os.PathLike, artifact_path: str | None = None) -> None:
-    """Log a file or a folder to the active run, if any."""
+    """Log a file or a folder to the active run, if any.
+
+    The figures among them (PNGs under ``plots/``) are also logged as MLflow images, keyed by
+    their path under ``plots/`` (:mod:`pixelflip.tracking.images`), for the run's image grid.
+    """
     import mlflow
 
     if mlflow.active_run() is None:
@@ -344,3 +380,7 @@ def log_artifacts(path: str | os.PathLike, artifact_path: str | None = None) -> 
             mlflow.log_artifacts(str(path), artifact_path=artifact_path)
         elif path.exists():
             mlflow.log_artifact(str(path), artifact_path=artifact_path)
+    # A failure above ended the run; then there is nothing to log the images to.
+    if mlflow.active_run() is not None:
+        with tolerated("log figures as images"):
+            log_figures(path)

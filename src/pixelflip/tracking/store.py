@@ -35,6 +35,11 @@ HTTP_SETTINGS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
 URI_FROM_ENVIRONMENT = "MLFLOW_TRACKING_URI"
+#: MLflow's loggers in a stage process, unless ``MLFLOW_LOGGING_LEVEL`` says otherwise: its INFO
+#: lines (creating and migrating tables, starting the system metrics monitor) are no news to
+#: someone running a pipeline; warnings and errors still show. Alembic, which migrates the
+#: schema, is already at WARNING in MLflow's own logging setup.
+MLFLOW_LOGGERS = ("mlflow", "alembic")
 
 
 class TrackingUnavailableError(ValueError):
@@ -92,6 +97,20 @@ def tracking_errors() -> tuple[type[BaseException], ...]:
 
         errors += (sqlalchemy.exc.SQLAlchemyError,)
     return errors
+
+
+def quiet_mlflow_loggers() -> None:
+    """Set :data:`MLFLOW_LOGGERS` to WARNING in this process, unless the user chose a level
+    with ``MLFLOW_LOGGING_LEVEL`` (which MLflow applies when it is imported)."""
+    import logging
+
+    import mlflow  # noqa: F401  (MLflow sets its loggers up on import; this must come after)
+
+    if os.environ.get("MLFLOW_LOGGING_LEVEL"):
+        return
+    for name in MLFLOW_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(max(logger.level, logging.WARNING))
 
 
 def lower_http_retries(uri: str) -> None:

@@ -8,8 +8,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import keras
 import numpy as np
 import tensorflow as tf

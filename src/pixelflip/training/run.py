@@ -23,6 +23,7 @@ import pandas as pd
 
 from pixelflip.stage import layout
 from pixelflip.stage.files import atomic_path, read_json, write_json
+from pixelflip.stage.timings import split_timings
 from pixelflip.tracking.epochs import epoch_callbacks, log_epoch_history
 from pixelflip.tracking.model_registry import log_keras_model
 from pixelflip.tracking.outage import failed as tracking_failed
@@ -69,7 +70,8 @@ class TrainingJob:
     ``settings`` (the stage's declared params) and the bytes of ``inputs`` make the fingerprint a
     backup must match to be resumed; ``labels`` (model, module, backbone, ...) go into the
     metrics beside the measurements. The model is saved to ``model_path``, its metrics to
-    ``metrics_path``, its history to ``plots_dir``, and it becomes a version of
+    ``metrics_path`` and their timings (training seconds, inference milliseconds) to
+    ``timings_path``, its history to ``plots_dir``, and it becomes a version of
     ``registered_model``.
     """
 
@@ -84,6 +86,7 @@ class TrainingJob:
     labels: Mapping[str, Any]
     model_path: Path
     metrics_path: Path
+    timings_path: Path
     plots_dir: Path
     registered_model: str
 
@@ -136,8 +139,8 @@ def train_and_save(model: Any, data: TrainingData, job: TrainingJob, *, strategy
     metrics.update(job.labels)
     finish_training(model, name=job.name, history=history, metrics=metrics,
                     model_path=job.model_path, metrics_path=job.metrics_path,
-                    plots_dir=job.plots_dir, example_images=data.example_images,
-                    registered_model=job.registered_model)
+                    timings_path=job.timings_path, plots_dir=job.plots_dir,
+                    example_images=data.example_images, registered_model=job.registered_model)
     if tracking_failed():
         # The stage ends with the tracking error, so DVC reruns it: from these backups, which
         # restore every finished phase, rather than by training again.
@@ -329,8 +332,12 @@ def write_history(history: dict[str, list[float]], plots_dir: Path) -> pd.DataFr
 
 def finish_training(model: Any, *, name: str, history: dict[str, list[float]],
                     metrics: dict[str, Any], model_path: Path, metrics_path: Path,
-                    plots_dir: Path, example_images: np.ndarray, registered_model: str) -> None:
+                    timings_path: Path, plots_dir: Path, example_images: np.ndarray,
+                    registered_model: str) -> None:
     """Write every output of a training stage, log them to MLflow and register the model.
+
+    ``metrics`` go to ``metrics_path`` but for their timings, which go to ``timings_path``: a
+    rerun of the same training reproduces the first file exactly and only the second changes.
 
     ``example_images`` is a small batch (float32 NHWC in [0, 1]) stored with the MLflow model
     as its input example. The model becomes a new version of ``registered_model`` tagged with
@@ -338,7 +345,9 @@ def finish_training(model: Any, *, name: str, history: dict[str, list[float]],
     """
     save_model(model, model_path)
     write_history(history, plots_dir)
-    write_json(metrics_path, metrics)
+    results, timings = split_timings(metrics)
+    write_json(metrics_path, results)
+    write_json(timings_path, timings)
     log_metrics(metrics)
     tags = {"module": name, "backbone": metrics["backbone"],
             "val_accuracy": metrics["validation"]["accuracy"],

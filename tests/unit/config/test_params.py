@@ -6,9 +6,12 @@ import typing
 
 import pytest
 from support.project import ROOT
+from support.shipped_files import assert_one_version_passes, default_params_text
 
+from pixelflip.config.declared import declared_values
 from pixelflip.config.knobs import ParamsError
 from pixelflip.config.params import Params, load_params
+from pixelflip.config.profiles import parse_overrides
 
 
 def load_partial(path):
@@ -22,9 +25,76 @@ def write(tmp_path, text):
     return path
 
 
-def test_shipped_params_file_equals_the_defaults():
-    # The defaults in code and the file users edit must not drift apart.
-    assert load_params(ROOT / "params.yaml") == Params()
+SECTIONS = [field.name for field in dataclasses.fields(Params)]
+
+
+def knobs(params):
+    """``{"train.epochs": 12, ...}``: every knob of ``params``, flattened."""
+    return declared_values(params, SECTIONS)
+
+
+def test_the_shipped_params_file_holds_the_defaults_in_code(tmp_path):
+    # The defaults in code and the file users edit must not drift apart. `dvc exp run -S` writes
+    # an experiment's values into the working copy and leaves the commit as it was, while
+    # someone changing a default edits the working copy first: one of the two holds them.
+    defaults = knobs(Params())
+
+    def holds_the_defaults(path):
+        differing = [f"{key} = {value!r} (in code: {defaults[key]!r})"
+                     for key, value in knobs(load_params(path)).items() if value != defaults[key]]
+        assert not differing, f"{path} differs from the defaults in code: {', '.join(differing)}"
+
+    assert_one_version_passes(ROOT, "params.yaml", tmp_path, holds_the_defaults)
+
+
+def test_the_working_params_file_loads_whatever_values_an_experiment_set():
+    # What every stage reads: any valid value of an experiment is fine, a broken file is not.
+    assert isinstance(load_params(ROOT / "params.yaml"), Params)
+
+
+def test_a_complete_file_of_the_defaults_loads_to_the_defaults(tmp_path):
+    # Every knob has a default the checks accept, with every other knob at its default too.
+    assert load_params(write(tmp_path, default_params_text())) == Params()
+
+
+# Experiment values as `dvc exp run -S` takes them: a number, a null where the file has a number,
+# a list, and a quoted string that must stay a string.
+EXPERIMENT = ["evaluate.deletion_steps=4", "autoencoders.max_images_per_class=null",
+              "train.conv_filters=[16,32]", "counterfactuals.target=class",
+              "counterfactuals.target_class='7'"]
+
+
+def nulls(text):
+    """The knobs ``text`` spells ``key: null`` (DVC writes ``key:`` instead)."""
+    return re.findall(r"^ *([\w-]+): null\b", text, flags=re.M)
+
+
+def test_params_as_dvc_exp_run_rewrites_them_load_with_the_values_it_set(tmp_path):
+    # DVC applies -S with this very function (dvc.repo.experiments.queue.base._update_params),
+    # which rewrites the whole file in its own layout, not only the lines it sets. The shipped
+    # file is the one it rewrites: the working copy, or HEAD's after an experiment.
+    from dvc.utils.hydra import apply_overrides
+
+    def loads_as_dvc_rewrites_it(original):
+        rewritten = tmp_path / "rewritten" / "params.yaml"
+        rewritten.parent.mkdir(exist_ok=True)
+        rewritten.write_text(original.read_text())
+        apply_overrides(rewritten, EXPERIMENT)
+        assert nulls(original.read_text()) and not nulls(rewritten.read_text()), \
+            f"{original} is no params.yaml as shipped: it has no null for DVC to rewrite"
+        params = load_params(rewritten)
+        assert params == load_params(original, overrides=parse_overrides(EXPERIMENT))
+        assert params.evaluate.deletion_steps == 4
+        assert params.autoencoders.max_images_per_class is None
+        assert params.train.conv_filters == [16, 32]
+        assert params.counterfactuals.target_class == "7"
+        # Every other null, which DVC left blank, reads back as None, as the loader reads null.
+        set_keys = {assignment.split("=")[0] for assignment in EXPERIMENT}
+        blanked = [key for key, value in knobs(load_params(original)).items()
+                   if value is None and key not in set_keys]
+        assert blanked and all(knobs(params)[key] is None for key in blanked)
+
+    assert_one_version_passes(ROOT, "params.yaml", tmp_path, loads_as_dvc_rewrites_it)
 
 
 def test_values_are_typed(tmp_path):
@@ -205,11 +275,12 @@ def test_image_choice_and_change_tolerance_live_in_select_and_evaluate(tmp_path)
 
 
 def full_params_text(**replacements):
-    """The shipped params.yaml with some ``"old line": "new line"`` replacements."""
-    text = (ROOT / "params.yaml").read_text()
+    """A complete params.yaml of the defaults with some ``"old line": "new line"`` replacements
+    (not the working copy, which an experiment may have set to other values)."""
+    text = default_params_text()
     for old, new in replacements.items():
         if old not in text:
-            raise ValueError(f"{old!r} is not in params.yaml")
+            raise ValueError(f"{old!r} is not in the defaults' params.yaml")
         text = text.replace(old, new)
     return text
 
@@ -275,7 +346,7 @@ def test_exponent_floats_read_as_numbers_as_dvc_reads_them(tmp_path):
 @pytest.mark.parametrize("old, new, expected", [
     ("  epochs: 12\n", "", "'train.epochs' is missing; every knob must be in the file, so that "
                            "DVC records it: add 'epochs: 12' (the default) under train:"),
-    ("seed: 42 ", "# seed: 42 ", "'seed' is missing"),
+    ("seed: 42\n", "# seed: 42\n", "'seed' is missing"),
     ("autoencoders:", "autoencoders_gone:", "unknown key 'autoencoders_gone'"),
 ])
 def test_a_missing_knob_is_refused_with_the_line_to_add(tmp_path, old, new, expected):

@@ -6,6 +6,7 @@ import shutil
 import pytest
 import yaml
 from support.project import ROOT
+from support.shipped_files import default_params_text
 
 from pixelflip.config.knobs import ParamsError
 from pixelflip.config.params import load_params
@@ -18,22 +19,30 @@ from pixelflip.config.profiles import (
     set_param_flags,
 )
 
-PARAMS = ROOT / "params.yaml"
 PHOTOS = profile_path("cats-vs-dogs", ROOT)
 
 
-def test_the_photo_profile_is_valid_over_the_shipped_params():
-    params = check_profile(read_profile(PHOTOS), PARAMS)
+@pytest.fixture
+def params_file(tmp_path):
+    """A complete params.yaml of the defaults (which the shipped one holds), not the working
+    copy: `dvc exp run -S` leaves any valid value there, some of them not valid under a profile."""
+    path = tmp_path / "params.yaml"
+    path.write_text(default_params_text())
+    return path
+
+
+def test_the_photo_profile_is_valid_over_the_shipped_params(params_file):
+    params = check_profile(read_profile(PHOTOS), params_file)
     assert (params.data.source, params.data.image_size, params.data.color_mode) == (
         "kaggle", 128, "rgb")
     assert params.train.backbone == "separable_resnet"
     assert params.train.conv_filters == [32, 64, 128, 256]
     assert params.train.augment.horizontal_flip is True
     # What the profile does not name stays as params.yaml says.
-    assert params.attention.modules == load_params(PARAMS).attention.modules
+    assert params.attention.modules == load_params(params_file).attention.modules
 
 
-def test_dvc_reads_the_flags_back_as_the_profile_values(tmp_path):
+def test_dvc_reads_the_flags_back_as_the_profile_values(tmp_path, params_file):
     # `dvc exp run -S` applies its flags with this very function (Hydra's override grammar).
     from dvc.utils.hydra import apply_overrides
 
@@ -44,18 +53,19 @@ def test_dvc_reads_the_flags_back_as_the_profile_values(tmp_path):
     assert flags[0::2] == ["-S"] * (len(flags) // 2)
     assert "train.conv_filters=[32,64,128,256]" in flags
     assert "train.backbone=separable_resnet" in flags
-    copy = tmp_path / "params.yaml"
-    shutil.copy(PARAMS, copy)
+    copy = tmp_path / "experiment" / "params.yaml"
+    copy.parent.mkdir()
+    shutil.copy(params_file, copy)
     apply_overrides(copy, flags[1::2])
-    assert load_params(copy) == check_profile(profile, PARAMS)
+    assert load_params(copy) == check_profile(profile, params_file)
 
 
-def test_a_bad_key_in_a_profile_is_named_before_anything_runs(tmp_path):
+def test_a_bad_key_in_a_profile_is_named_before_anything_runs(tmp_path, params_file):
     bad = tmp_path / "bad.yaml"
     bad.write_text("train:\n  epoch: 3\n")
     with pytest.raises(ParamsError, match=r"unknown key 'train.epoch' \(did you mean "
                                           r"'train.epochs'\?\)"):
-        check_profile(read_profile(bad), PARAMS)
+        check_profile(read_profile(bad), params_file)
 
 
 def test_a_missing_profile_lists_the_profiles_there_are():
@@ -76,8 +86,11 @@ def test_a_value_the_flag_grammar_would_change_is_refused():
         set_param_flags({"tracking": {"experiment": "true"}})
 
 
-def test_the_command_line_prints_the_flags_or_one_error_line(capsys, monkeypatch):
-    monkeypatch.chdir(ROOT)
+def test_the_command_line_prints_the_flags_or_one_error_line(capsys, monkeypatch, tmp_path,
+                                                             params_file):
+    # Run from a project root holding the profiles and the default params.yaml.
+    shutil.copytree(ROOT / "profiles", tmp_path / "profiles")
+    monkeypatch.chdir(tmp_path)
     assert main(["cats-vs-dogs", "-S", "train.epochs=5"]) == 0
     printed = capsys.readouterr().out.split()
     assert "train.epochs=5" in printed and "train.epochs=20" not in printed

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from support.browser import headless_chromium, wait_for
+from support.offline_pages import open_offline, page_errors, remote_requests
 
 from pixelflip.data.expectations import CLASS_BALANCE_SUITE, CLEAN_SUITE, RAW_SUITE, check_manifest
 from pixelflip.data.prepare import MANIFEST_COLUMNS, read_manifest
+from pixelflip.reports.offline import remote_loads, site_pages
 
 CLASSES = ["0", "1"]
 BOUNDS = {"min_side": 8, "max_pixels": 10_000, "max_class_ratio": 3.0}
@@ -107,6 +110,54 @@ def test_data_docs_hold_both_suites_and_list_quarantined_paths(good_report):
     assert "1/d.png" in raw_page.read_text() and "1/e.png" in raw_page.read_text()
     # Only the site itself is there: the atomic build left no temporary folder beside it.
     assert [path.name for path in docs_dir.parent.iterdir()] == ["data"]
+
+
+# The Data Docs index fills its validation table with bootstrap-table (jQuery); offline, without
+# the vendored scripts, the table stays empty.
+_INDEX_ROWS_JS = """
+return [...document.querySelectorAll('table.ge-index-page-validation-results-table tbody tr')]
+  .filter(row => row.offsetHeight > 0).map(row => row.innerText);
+"""
+# Loaded, not merely declared: the check and cross icons of every result are this font's glyphs.
+_ICON_FONT_LOADED_JS = """
+return [...document.fonts].some(font => font.family.includes('Font Awesome 6 Free')
+                                       && font.weight === '900' && font.status === 'loaded');
+"""
+# GE's favicon.j2 writes validation pages' favicon path one "../" short, online too.
+_GE_FAVICON_BUG = ("favicon.ico",)
+
+
+def test_data_docs_load_nothing_remote(good_report):
+    pages = site_pages(good_report.docs_index.parent)
+    assert good_report.docs_index in pages and len(pages) >= 7
+    assert {page: remote_loads(page.read_text(), page.suffix) for page in pages} == {
+        page: [] for page in pages}
+
+
+def test_data_docs_render_offline_from_disk(good_report):
+    docs_dir = good_report.docs_index.parent
+    (raw_page,) = (docs_dir / "validations" / RAW_SUITE).rglob("*.html")
+    with headless_chromium() as driver:
+        open_offline(driver, good_report.docs_index)
+        rows = wait_for(driver, lambda driver: driver.execute_script(_INDEX_ROWS_JS),
+                        "the index's validation results table stayed empty")
+        assert len(rows) == 3
+        assert {suite for row in rows for suite in (RAW_SUITE, CLEAN_SUITE, CLASS_BALANCE_SUITE)
+                if suite in row.split()} == {RAW_SUITE, CLEAN_SUITE, CLASS_BALANCE_SUITE}
+        wait_for(driver, lambda driver: driver.execute_script(_ICON_FONT_LOADED_JS),
+                 "the status icons' font did not load")
+        assert page_errors(driver) == [] and remote_requests(driver) == []
+
+        open_offline(driver, raw_page)
+        wait_for(driver, lambda driver: driver.execute_script(_ICON_FONT_LOADED_JS),
+                 "the validation page's icon font did not load")
+        quarantined = driver.find_element("xpath", "//*[contains(text(), '1/d.png')]")
+        assert quarantined.is_displayed()
+        # Bootstrap's .pl-5 is 3rem: the style sheet loaded.
+        assert driver.execute_script(
+            "return getComputedStyle(document.querySelector('.pl-5')).paddingLeft") == "48px"
+        assert page_errors(driver, tolerated=_GE_FAVICON_BUG) == []
+        assert remote_requests(driver) == []
 
 
 @pytest.mark.parametrize(

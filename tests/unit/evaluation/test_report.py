@@ -8,7 +8,14 @@ from pixelflip.counterfactuals.elastic_net import ElasticNetCounterfactual
 from pixelflip.evaluation.autoencoders import train_class_autoencoders
 from pixelflip.evaluation.im1 import im1_scores
 from pixelflip.evaluation.plausibility import nearest_class_distance_ratio
-from pixelflip.evaluation.report import score_attributions, score_counterfactuals, summary_rows
+from pixelflip.evaluation.report import (
+    ExplanationReport,
+    score_attributions,
+    score_counterfactuals,
+    summary_rows,
+    write_report,
+)
+from pixelflip.evaluation.summary import headline, significant
 from pixelflip.explanation.targets import resolve_targets
 
 
@@ -101,3 +108,56 @@ def test_counterfactual_scores_ask_the_oracle_when_given_one(brightness):
         result, change_tolerance=0.01, train_images=train_images, train_labels=train_labels,
         autoencoders=autoencoders, batch_size=8)
     assert "oracle_agrees" not in without and "oracle_agreement" not in summary
+
+
+def test_the_report_writes_its_seconds_apart_under_timings(brightness, tmp_path, monkeypatch):
+    import json
+
+    import pandas as pd
+
+    model, train_images, train_labels, autoencoders, images = brightness
+    targets = resolve_targets("other", model.predict(images, verbose=0))
+    result = ElasticNetCounterfactual(max_iterations=20).explain(model, images, targets)
+    frame, summary = score_counterfactuals(
+        result, change_tolerance=0.01, train_images=train_images, train_labels=train_labels,
+        autoencoders=autoencoders, batch_size=8, oracle=model)
+    attribution = score_attributions(model, images, SmoothGrad(num_samples=4).explain(
+        model, images), steps=4, batch_size=8, random_state=0)
+    report = ExplanationReport(
+        class_names=["dark", "bright"], counterfactual_methods=["elastic_net"],
+        attribution_methods=["smoothgrad"], change_tolerance=0.01, deletion_steps=4,
+        batch_size=8, random_state=0, figure_rows=2, train_images=train_images,
+        train_labels=train_labels, autoencoders=autoencoders)
+    # What add_model gathers, without the image files it reads.
+    report.evaluation["base"] = {
+        "test_accuracy": 0.9, "test_loss": 0.3, "parameters": 74,
+        "counterfactuals": {"sampled": {"elastic_net": summary}},
+        "attributions": {"sampled": {"smoothgrad": attribution}}}
+    for position, (column, value) in enumerate(
+            (("model", "base"), ("set", "sampled"), ("method", "elastic_net"))):
+        frame.insert(position, column, value)
+    report.per_image.append(frame)
+    monkeypatch.chdir(tmp_path)
+
+    table = write_report(report)
+    assert table.loc[0, "mean_seconds"] == pytest.approx(summary["mean_seconds"])
+    written = json.loads((tmp_path / "metrics/evaluation.json").read_text())
+    assert "mean_seconds" not in written["base"]["counterfactuals"]["sampled"]["elastic_net"]
+    assert "mean_seconds" not in written["base"]["attributions"]["sampled"]["smoothgrad"]
+    assert written["base"]["counterfactuals"]["sampled"]["elastic_net"]["validity"] == 1.0
+    for name in ("counterfactuals.csv", "attributions.csv", "counterfactuals_per_image.csv"):
+        columns = pd.read_csv(tmp_path / "plots/evaluate" / name).columns
+        assert "validity" in columns or "mean_deletion_auc" in columns or "l0" in columns
+        assert not {"mean_seconds", "seconds"} & set(columns), name
+    for name, seconds in (("counterfactuals.csv", summary["mean_seconds"]),
+                          ("attributions.csv", attribution["mean_seconds"])):
+        timings = pd.read_csv(tmp_path / "timings" / name)
+        assert list(timings.columns) == ["model", "set", "method", "mean_seconds"]
+        assert timings.loc[0, "mean_seconds"] == pytest.approx(seconds, rel=1e-5)
+    # The headline reads the seconds the per-image table no longer shows.
+    numbers = headline(report.per_image_table(), accuracies={"base": 0.9},
+                       data_metrics={"split_counts": {"train": 80}, "status_counts": {
+                           "quarantined": 0}}, methods=["elastic_net"])
+    assert numbers.summary["elastic_net"] == {
+        "validity": 1.0, "median_l0": significant(np.median(frame["l0"])), "oracle": 1.0}
+    assert numbers.timings["elastic_net"]["s_per_image"] == significant(result.seconds.mean())

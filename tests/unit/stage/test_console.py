@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from support.project import ROOT
 
-from pixelflip.stage.console import EXIT_BAD_INPUT, require_project_root, stage_script
+from pixelflip.stage.console import EXIT_BAD_INPUT, progress, require_project_root, stage_script
 
 
 @pytest.fixture
@@ -93,3 +93,19 @@ def test_a_real_stage_script_runs_from_a_pipeline_folder_only(project):
     assert refused.returncode == EXIT_BAD_INPUT
     assert "[probe] error: run stage scripts from the project root" in refused.stderr
     assert not (project / "stages" / "ran").exists()
+
+
+def test_a_progress_line_names_each_loop_outermost_first(capsys):
+    progress("counterfactuals", model=(3, 5, "se"), set=(1, 2, "sampled"))
+    progress("select", model=(1, 5))
+    assert capsys.readouterr().out.splitlines() == [
+        "[counterfactuals] model 3/5 se, set 1/2 sampled", "[select] model 1/5"]
+
+
+@pytest.mark.parametrize("counters", [{}, {"model": (0, 5)}, {"model": (6, 5)}, {"model": 3},
+                                      {"model": (1,)}, {"model": (1.0, 2)},
+                                      {"model": (True, 2)}, {"model": (1, 2, "se", "extra")}])
+def test_a_progress_counter_out_of_range_or_malformed_is_refused(capsys, counters):
+    with pytest.raises(ValueError, match="progress"):
+        progress("select", **counters)
+    assert capsys.readouterr().out == ""

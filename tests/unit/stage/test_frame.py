@@ -3,7 +3,6 @@ and every bad input one line on stderr with exit status 2."""
 
 import errno
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import time
 
 import pytest
 from support.project import ROOT
+from support.shipped_files import default_params_text
 from support.tracking_store import make_project, store_client
 
 from pixelflip.stage.frame import EXIT_BAD_INPUT, StageError, run_stage
@@ -32,7 +32,8 @@ def stage_lines(stderr):
 def project(tmp_path, monkeypatch):
     make_project(tmp_path, monkeypatch)
     (tmp_path / "dvc.yaml").write_text(DVC_YAML)
-    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    # The defaults, not the working copy, where `dvc exp run -S` may have left other values.
+    (tmp_path / "params.yaml").write_text(default_params_text())
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 from support.project import ROOT
+from support.shipped_files import assert_one_version_passes
 
 from pixelflip.config.knobs import ParamsError
-from pixelflip.config.params import load_params
+from pixelflip.config.params import Params, load_params
 from pixelflip.stage.pipeline_folder import (
     derived_pipeline,
     main,
@@ -202,17 +203,23 @@ def test_params_with_profile_reads_back_as_the_root_params_merged_with_the_profi
         expected[section] = {**expected[section], **values}
     expected["train"]["augment"] = {"horizontal_flip": True}
     assert yaml.safe_load(text) == expected
+
     # The real params.yaml with a profile loads through the typed checks with the new values.
-    real = params_with_profile((ROOT / "params.yaml").read_text(), {
-        "train": {"backbone": "separable_resnet", "conv_filters": [8, 16, 32]},
-        "tracking": {"experiment": "photos"}})
-    path = tmp_path / "params.yaml"
-    path.write_text(real)
-    params = load_params(path)
-    assert params.train.backbone == "separable_resnet"
-    assert params.train.conv_filters == [8, 16, 32]
-    assert params.tracking.experiment == "photos"
-    assert params.train.epochs == load_params(ROOT / "params.yaml").train.epochs
+    # As shipped, one knob a line: after `dvc exp run -S` the working copy has DVC's layout
+    # (lists one item a line), which params_with_profile refuses, and HEAD's is the shipped one.
+    def takes_a_profile(shipped):
+        real = params_with_profile(shipped.read_text(), {
+            "train": {"backbone": "separable_resnet", "conv_filters": [8, 16, 32]},
+            "tracking": {"experiment": "photos"}})
+        path = tmp_path / "params.yaml"
+        path.write_text(real)
+        params = load_params(path)
+        assert params.train.backbone == "separable_resnet"
+        assert params.train.conv_filters == [8, 16, 32]
+        assert params.tracking.experiment == "photos"
+        assert params.train.epochs == load_params(shipped).train.epochs
+
+    assert_one_version_passes(ROOT, "params.yaml", tmp_path / "shipped", takes_a_profile)
 
 
 def test_a_string_yaml_would_read_as_another_type_is_quoted():
@@ -263,22 +270,28 @@ def test_params_are_written_when_absent_or_asked_to(tmp_path):
         ROOT_PARAMS)
 
 
+# The folder's params as committed: `make cats-vs-dogs DATA=...` (a `dvc exp run -S data.source=...
+# -S data.path=...` in the folder) leaves other values in its working copy.
+PHOTO_PARAMS = (CATS_VS_DOGS / "params.yaml").as_posix()
+
+
 def test_the_committed_photo_params_are_complete_and_their_own(tmp_path):
-    path = ROOT / CATS_VS_DOGS / "params.yaml"
-    raw = yaml.safe_load(path.read_text())
-    # data.path is read from the folder the stages run in, two levels below the root.
-    assert raw["data"]["source"] == "folder"
-    assert raw["data"]["path"].startswith("../../")
-    # Every knob is there (partial=False); data.path's existence is the one check that depends
-    # on this machine, so it points at a folder that exists.
-    params = load_params(path, overrides={"data": {"path": str(tmp_path)}}, partial=False)
-    root_params = load_params(ROOT / "params.yaml", partial=False)
-    assert params.train.backbone == "separable_resnet"
-    assert len(params.train.conv_filters) >= 2
-    assert params.data.color_mode == "rgb"
-    # Its runs and models stay apart from the digits pipeline's in the shared MLflow store.
-    assert params.tracking.experiment != root_params.tracking.experiment
-    assert params.tracking.registered_model != root_params.tracking.registered_model
+    def complete_and_their_own(path):
+        raw = yaml.safe_load(path.read_text())
+        # data.path is read from the folder the stages run in, two levels below the root.
+        assert raw["data"]["source"] == "folder"
+        assert raw["data"]["path"].startswith("../../")
+        # Every knob is there (partial=False); data.path's existence is the one check that
+        # depends on this machine, so it points at a folder that exists.
+        params = load_params(path, overrides={"data": {"path": str(tmp_path)}}, partial=False)
+        assert params.train.backbone == "separable_resnet"
+        assert len(params.train.conv_filters) >= 2
+        assert params.data.color_mode == "rgb"
+        # Its runs and models stay apart from the digits pipeline's in the shared MLflow store.
+        assert params.tracking.experiment != Params().tracking.experiment
+        assert params.tracking.registered_model != Params().tracking.registered_model
+
+    assert_one_version_passes(ROOT, PHOTO_PARAMS, tmp_path, complete_and_their_own)
 
 
 def test_the_committed_photo_params_fail_only_on_a_missing_data_folder(tmp_path, monkeypatch):
@@ -286,9 +299,12 @@ def test_the_committed_photo_params_fail_only_on_a_missing_data_folder(tmp_path,
     here = tmp_path / "a" / "b" / "c"
     here.mkdir(parents=True)
     monkeypatch.chdir(here)
-    path = ROOT / CATS_VS_DOGS / "params.yaml"
-    with pytest.raises(ParamsError, match=r"data\.path = '\.\./\.\./.*' does not exist"):
-        load_params(path, partial=False)
+
+    def fails_on_the_data_folder(path):
+        with pytest.raises(ParamsError, match=r"data\.path = '\.\./\.\./.*' does not exist"):
+            load_params(path, partial=False)
+
+    assert_one_version_passes(ROOT, PHOTO_PARAMS, tmp_path, fails_on_the_data_folder)
 
 
 # --- command line ---------------------------------------------------------------------------
