@@ -20,6 +20,7 @@ from pixelflip.attributions.result import AttributionResult
 from pixelflip.explanation.inputs import predict_probabilities, validate_explain_inputs
 from pixelflip.explanation.method import ExplanationMethod
 from pixelflip.explanation.model_access import check_float32_model
+from pixelflip.stage.library_logs import without_progress_bars
 
 _SMALLEST_PROBABILITY = 1e-30
 
@@ -47,15 +48,9 @@ def score_model(model: keras.Model) -> keras.Model:
 def _quiet_keras():
     """Silence Keras progress bars (Score-CAM calls ``predict``) and tf-keras-vis's warning that
     it feeds a one-element list to a single-input model, which Keras 3 accepts."""
-    interactive = keras.config.is_interactive_logging_enabled()
-    keras.config.disable_interactive_logging()
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="The structure of `inputs`")
-            yield
-    finally:
-        if interactive:
-            keras.config.enable_interactive_logging()
+    with without_progress_bars(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The structure of `inputs`")
+        yield
 
 
 class AttributionMethod(ExplanationMethod):
