@@ -59,8 +59,11 @@ def markdown(rows: dict[str, dict]) -> str:
         if name in rows:
             row = rows[name]
             minutes, seconds = divmod(round(row["seconds"]), 60)
+            # A row timed by hand (the script's own run cut short) has no memory figure.
+            memory = ("–" if row.get("peak_rss_mb") is None
+                      else f"{row['peak_rss_mb'] / 1024:.1f} GB")
             lines.append(f"| `{row['command']}` | {minutes} min {seconds:02d} s | "
-                         f"{row['peak_rss_mb'] / 1024:.1f} GB | {row['cpus']} cores, "
+                         f"{memory} | {row['cpus']} cores, "
                          f"{row['cpu']} | {row['date']} |")
     return "\n".join(lines) + "\n"
 
