@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pixelflip.stage import layout
+from pixelflip.tracking.runs import flatten
 
 WIDTH = 120
 #: The folders whose metrics files make the headline, relative to the pipeline folder.
@@ -37,16 +38,6 @@ def experiment_rows(shown: Sequence[Mapping[str, Any]]) -> Iterator[Mapping[str,
             yield from experiment_rows(group.get("revs") or ())
 
 
-def _flat(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat = {}
-    for key, value in data.items():
-        if isinstance(value, Mapping):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def headline_of(entry: Mapping[str, Any], pipeline: Path) -> dict[str, Any]:
     """``{"<file stem>.<key>": value}`` of the headline files of ``pipeline`` in one row."""
     values = {}
@@ -55,7 +46,7 @@ def headline_of(entry: Mapping[str, Any], pipeline: Path) -> dict[str, Any]:
         if pipeline != Path(".") and relative.is_relative_to(pipeline):
             relative = relative.relative_to(pipeline)
         if relative.parent in HEADLINE_DIRS:
-            for key, value in _flat((content or {}).get("data") or {}).items():
+            for key, value in flatten("", (content or {}).get("data") or {}).items():
                 values[f"{relative.stem}.{key}"] = value
     return values
 
@@ -64,7 +55,7 @@ def params_of(entry: Mapping[str, Any], pipeline: Path) -> dict[str, Any]:
     """The flat params of ``pipeline``'s params.yaml in one row."""
     params = (entry.get("data") or {}).get("params") or {}
     content = params.get((pipeline / "params.yaml").as_posix()) or params.get("params.yaml") or {}
-    return _flat(content.get("data") or {})
+    return flatten("", content.get("data") or {})
 
 
 def _short(rev: str) -> str:
